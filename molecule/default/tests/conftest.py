@@ -1,0 +1,94 @@
+"""Shared helpers for the verifier: the Docker API, the test inventory's secrets, and
+running the project's playbooks the way a user does."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+INVENTORY = REPO / "molecule" / "default" / "inventory"
+STACK = "ecommerce-molecule"
+SECRETS_DIR = Path.home() / ".config" / "dockerlab" / STACK / "secrets"
+NETWORKS = {
+    "ecommerce-frontend": ("172.20.0.0/16", False),
+    "ecommerce-backend": ("172.21.0.0/16", False),
+    "ecommerce-database": ("172.22.0.0/16", True),
+    "ecommerce-monitoring": ("172.23.0.0/16", False),
+}
+ACCOUNTS = {"user_service": "users", "order_service": "orders", "payment_service": "payments"}
+
+
+@pytest.fixture(scope="session")
+def client():
+    return docker.from_env()
+
+
+def secret(name):
+    return (SECRETS_DIR / name).read_text().strip()
+
+
+def run_playbook(*args, timeout=900):
+    """Run a playbook of the project against the test inventory; return (rc, output)."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap_changed(output):
+    """The `changed=` count of the localhost line in the play recap."""
+    for line in output.splitlines()[::-1]:
+        if line.startswith("localhost") and "changed=" in line:
+            return int(line.split("changed=")[1].split()[0])
+    raise AssertionError("no play recap in the output:\n" + output[-3000:])
+
+
+def started_at(client):
+    return {
+        c.name: c.attrs["State"]["StartedAt"]
+        for c in client.containers.list(all=True, filters={"label": "dockerlab.stack=" + STACK})
+    }
+
+
+def wait_healthy(client, name, deadline=180):
+    end = time.monotonic() + deadline
+    status = None
+    while time.monotonic() < end:
+        status = client.containers.get(name).attrs["State"].get("Health", {}).get("Status")
+        if status == "healthy":
+            return
+        time.sleep(1)
+    raise AssertionError("%s is %s after %ss" % (name, status, deadline))
+
+
+def image_of(client, name):
+    return client.containers.get(name).attrs["Config"]["Image"]
+
+
+def run_in_network(client, network, image, script, env=None):
+    """Run a shell script in a throwaway container on one of the stack's networks."""
+    container = client.containers.run(
+        image, [script], entrypoint=["sh", "-c"], network=network, environment=env or {},
+        detach=True, labels={"dockerlab.test": "verify"},
+    )
+    try:
+        result = container.wait(timeout=120)
+        return result["StatusCode"], container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def load_json(path):
+    return json.loads(Path(path).read_text())

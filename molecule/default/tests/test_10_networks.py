@@ -1,0 +1,24 @@
+"""The four segmented networks and the volumes, as the course names them."""
+
+from conftest import NETWORKS, STACK
+
+
+def test_networks_have_their_subnets_and_internal_flag(client):
+    for name, (subnet, internal) in NETWORKS.items():
+        net = client.networks.get(name)
+        assert [c["Subnet"] for c in net.attrs["IPAM"]["Config"]] == [subnet], name
+        assert net.attrs["Internal"] is internal, name
+        assert net.attrs["Labels"]["dockerlab.stack"] == STACK
+
+
+def test_volumes_exist_with_the_stack_label(client):
+    names = {v.name for v in client.volumes.list(filters={"label": "dockerlab.stack=" + STACK})}
+    assert {"ecommerce-molecule-db-data", "ecommerce-molecule-cache-data", "ecommerce-molecule-logs",
+            "ecommerce-molecule-config"} <= names
+
+
+def test_database_network_has_no_route_out(client):
+    # /proc/net/route lists a default route as destination 00000000.
+    out = client.containers.get("mysql-db").exec_run(["cat", "/proc/net/route"]).output.decode()
+    routes = [line.split()[1] for line in out.splitlines()[1:] if line.strip()]
+    assert routes and "00000000" not in routes, out

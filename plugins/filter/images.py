@@ -1,0 +1,47 @@
+# Copyright: dockerlab.ecommerce contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan which component images to pull or build for the chosen image profile."""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dockerlab.ecommerce.plugins.filter.digest import tree_digest
+
+
+def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
+    """Return one entry per component image: what to pull or build, and its reference.
+
+    ``tier_images`` maps a tier role to its ``<role>_images`` dict (component ->
+    ``{upstream, recipe}``). In the upstream profile a component with an ``upstream``
+    image is pulled; otherwise a component with a ``recipe`` (a directory under
+    ``roles/<tier>/images/``) is built on ``base_ref`` and tagged with a digest of the
+    recipe and the base, so an unchanged recipe is never rebuilt. A component with
+    neither gets ``action: none`` and a reason.
+    """
+    if profile not in ("upstream", "offline"):
+        raise AnsibleFilterError("images_plan: profile must be upstream or offline, got %r" % (profile,))
+    plan = []
+    for tier in sorted(tier_images):
+        for component in sorted(tier_images[tier] or {}):
+            spec = tier_images[tier][component] or {}
+            entry = {"tier": tier, "component": component, "upstream": spec.get("upstream")}
+            if profile == "upstream" and spec.get("upstream"):
+                entry.update(action="pull", ref=spec["upstream"])
+            elif spec.get("recipe"):
+                recipe_dir = os.path.join(roles_dir, tier, "images", spec["recipe"])
+                digest = tree_digest(recipe_dir, extra=base_ref)
+                entry.update(action="build", recipe_dir=recipe_dir,
+                             ref="%s-%s:%s" % (repository_prefix, component, digest[:12]))
+            else:
+                entry.update(action="none", ref=None,
+                             reason="%s has no offline recipe (Debian does not package it)" % component)
+            plan.append(entry)
+    return plan
+
+
+class FilterModule:
+    def filters(self):
+        return {"images_plan": images_plan}

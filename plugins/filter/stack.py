@@ -1,0 +1,110 @@
+# Copyright: dockerlab.ecommerce contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn a tier's services dict into the container specs the deploy tasks apply."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils.topology import expand_containers
+
+
+def _port_spec(port):
+    bind = port.get("bind_address", "0.0.0.0")
+    proto = port.get("protocol", "tcp")
+    return "%s:%s:%s/%s" % (bind, port["host_port"], port["container_port"], proto)
+
+
+def stack_containers(services, networks, volumes, stack_name, profile, config_dir, config_hashes=None):
+    """Expand ``services`` (one tier's ``<role>_services``) into container specs.
+
+    Network and volume keys are resolved to the declared names, replicas are expanded,
+    config files and secrets become read-only bind mounts from ``config_dir``, and a
+    service whose ``profiles`` leave out ``profile`` is returned with ``skip`` set to the
+    reason, so the caller can say why it is not deployed.
+    """
+    if not isinstance(services, dict):
+        raise AnsibleFilterError("stack_containers expects a services dict, got %s" % type(services).__name__)
+    config_hashes = config_hashes or {}
+    specs = []
+    for record in expand_containers({"services": services}):
+        key, svc = record["key"], record["service"]
+        profiles = svc.get("profiles") or ["upstream", "offline"]
+        skip = None
+        if profile not in profiles:
+            skip = svc.get("skip_reason") or (
+                "%s runs only in the %s image profile" % (record["name"], " or ".join(profiles)))
+        try:
+            nets = [
+                {
+                    "name": networks[n["network"]]["name"],
+                    "aliases": list(n.get("aliases") or []),
+                    **({"ipv4_address": n["ipv4_address"]} if n.get("ipv4_address") else {}),
+                }
+                for n in svc.get("networks") or []
+            ]
+        except KeyError as exc:
+            raise AnsibleFilterError(
+                "%s uses network %s, which stack_networks does not declare" % (record["name"], exc))
+        mounts = []
+        for vol in svc.get("volumes") or []:
+            if "volume" in vol:
+                if vol["volume"] not in volumes:
+                    raise AnsibleFilterError(
+                        "%s uses volume %r, which stack_volumes does not declare" % (record["name"], vol["volume"]))
+                mounts.append({"type": "volume", "source": volumes[vol["volume"]], "target": vol["target"],
+                               "read_only": bool(vol.get("read_only", False))})
+            else:
+                mounts.append({"type": "bind", "source": vol["source"], "target": vol["target"],
+                               "read_only": bool(vol.get("read_only", False))})
+        for item in svc.get("config_files") or []:
+            mounts.append({"type": "bind", "source": "%s/%s/%s" % (config_dir, key, item["dest"]),
+                           "target": item["target"], "read_only": True})
+        for item in svc.get("secrets") or []:
+            mounts.append({"type": "bind", "source": "%s/%s/secrets/%s" % (config_dir, key, item["name"]),
+                           "target": item["target"], "read_only": True})
+        labels = {"dockerlab.stack": stack_name, "dockerlab.component": key}
+        if key in config_hashes:
+            labels["dockerlab.config-hash"] = config_hashes[key]
+        specs.append({
+            "name": record["name"],
+            "component": key,
+            "skip": skip,
+            "image": svc.get("image"),
+            "command": svc.get("command"),
+            "env": {k: str(v) for k, v in (svc.get("env") or {}).items()},
+            "networks": nets,
+            "published_ports": [_port_spec(p) for p in svc.get("ports") or []],
+            "mounts": mounts,
+            "healthcheck": svc.get("healthcheck"),
+            "labels": labels,
+            "user": svc.get("user"),
+        })
+    return specs
+
+
+def stack_config_files(services, config_dir, profile):
+    """List the config files and secrets of the services that run in ``profile``.
+
+    Each entry carries its path on the Docker host, so the caller can render it and hash
+    it into the component's config-hash label.
+    """
+    files = []
+    for key in sorted(services):
+        svc = services[key]
+        if not svc.get("enabled", True) or profile not in (svc.get("profiles") or ["upstream", "offline"]):
+            continue
+        for item in svc.get("config_files") or []:
+            files.append({"component": key, "kind": "config", "src": item["src"],
+                          "path": "%s/%s/%s" % (config_dir, key, item["dest"]),
+                          "owner": item.get("owner", "root"), "mode": item.get("mode", "0644")})
+        for item in svc.get("secrets") or []:
+            files.append({"component": key, "kind": "secret", "value": item["value"],
+                          "path": "%s/%s/secrets/%s" % (config_dir, key, item["name"]),
+                          "owner": item.get("owner", "root"), "mode": item.get("mode", "0400")})
+    return files
+
+
+class FilterModule:
+    def filters(self):
+        return {"stack_containers": stack_containers, "stack_config_files": stack_config_files}
