@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) dockerlab.ecommerce contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -43,7 +41,7 @@ def _extra_items(extra):
         for item in extra:
             if isinstance(item, (list, tuple, Mapping)):
                 raise AnsibleFilterError('tree_digest: extra must be a string or a list of strings; '
-                                         'it contains %r' % (item,))
+                                         f'it contains {item!r}')
             items.append('' if item is None else item if isinstance(item, (str, bytes)) else str(item))
         return items
     return [str(extra)]
@@ -71,21 +69,21 @@ def _walk_entries(root):
 def tree_digest(path, extra=None):
     """sha256 hex digest of every file below ``path`` (relative path, executable bit, content), plus ``extra``."""
     if not isinstance(path, (str, bytes)) or not path:
-        raise AnsibleFilterError('tree_digest: expected a directory path, got %r' % (path,))
+        raise AnsibleFilterError(f'tree_digest: expected a directory path, got {path!r}')
     if isinstance(path, bytes):
         path = path.decode('utf-8', 'surrogateescape')
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
         reason = 'is not a directory' if os.path.exists(root) else 'does not exist'
-        raise AnsibleFilterError("tree_digest: the directory '%s' %s (resolved to '%s')" % (path, reason, root))
+        raise AnsibleFilterError(f"tree_digest: the directory '{path}' {reason} (resolved to '{root}')")
 
     digest = hashlib.sha256()
     digest.update(b'dockerlab.ecommerce.tree_digest.v1\0')
     try:
         entries = _walk_entries(root)
     except OSError as exc:
-        raise AnsibleFilterError("tree_digest: cannot read the directory '%s': %s"
-                                 % (getattr(exc, 'filename', None) or path, exc.strerror or exc)) from exc
+        where = getattr(exc, 'filename', None) or path
+        raise AnsibleFilterError(f"tree_digest: cannot read the directory '{where}': {exc.strerror or exc}") from exc
 
     for relative, absolute in entries:
         try:
@@ -100,12 +98,13 @@ def tree_digest(path, extra=None):
             _field(digest, 'F')
             _field(digest, relative)
             _field(digest, 'x' if info.st_mode & stat.S_IXUSR else '-')
-            digest.update(b'%d:' % info.st_size)
+            content = hashlib.sha256()
             with open(absolute, 'rb') as handle:
                 for chunk in iter(lambda: handle.read(_CHUNK), b''):
-                    digest.update(chunk)
+                    content.update(chunk)
+            _field(digest, content.hexdigest())
         except OSError as exc:
-            raise AnsibleFilterError("tree_digest: cannot read '%s': %s" % (absolute, exc.strerror or exc)) from exc
+            raise AnsibleFilterError(f"tree_digest: cannot read '{absolute}': {exc.strerror or exc}") from exc
 
     for item in _extra_items(extra):
         _field(digest, 'E')
@@ -113,7 +112,7 @@ def tree_digest(path, extra=None):
     return digest.hexdigest()
 
 
-class FilterModule(object):
+class FilterModule:
     """dockerlab.ecommerce digest filters."""
 
     def filters(self):

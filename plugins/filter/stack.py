@@ -15,13 +15,15 @@ def _port_spec(port):
     return "%s:%s:%s/%s" % (bind, port["host_port"], port["container_port"], proto)
 
 
-def stack_containers(services, networks, volumes, stack_name, profile, config_dir, config_hashes=None):
+def stack_containers(services, networks, volumes, stack_name, profile, config_dir, config_hashes=None,
+                     healthcheck_defaults=None):
     """Expand ``services`` (one tier's ``<role>_services``) into container specs.
 
     Network and volume keys are resolved to the declared names, replicas are expanded,
     config files and secrets become read-only bind mounts from ``config_dir``, and a
     service whose ``profiles`` leave out ``profile`` is returned with ``skip`` set to the
-    reason, so the caller can say why it is not deployed.
+    reason, so the caller can say why it is not deployed. A service's ``healthcheck`` is
+    laid over ``healthcheck_defaults`` (interval, timeout, retries, start_period).
     """
     if not isinstance(services, dict):
         raise AnsibleFilterError("stack_containers expects a services dict, got %s" % type(services).__name__)
@@ -76,7 +78,7 @@ def stack_containers(services, networks, volumes, stack_name, profile, config_di
             "networks": nets,
             "published_ports": [_port_spec(p) for p in svc.get("ports") or []],
             "mounts": mounts,
-            "healthcheck": svc.get("healthcheck"),
+            "healthcheck": dict(healthcheck_defaults or {}, **svc["healthcheck"]) if svc.get("healthcheck") else None,
             "labels": labels,
             "user": svc.get("user"),
         })

@@ -43,7 +43,7 @@ def run_playbook(*args, timeout=900):
         ANSIBLE_FORCE_COLOR="0",
     )
     cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), *args]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

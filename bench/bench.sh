@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make bench: time the foundation's operations side by side in one run and print them
+# with their ratios. It uses its own stack (bench/inventory), tears it down first, and
+# removes the offline images to time a cold build, so run it when nothing else builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+inv=bench/inventory
+mkdir -p bench/results
+log=bench/results/bench-$(date +%Y%m%d-%H%M%S).log
+declare -A secs
+
+calc() { python3 -c "print(round($1, 3))"; }
+
+timed() {  # timed KEY command...
+  local key=$1; shift
+  local start end
+  start=$(date +%s.%N)
+  if ! "$@" >>"$log" 2>&1; then
+    echo "bench: '$*' failed; see $log" >&2
+    exit 1
+  fi
+  end=$(date +%s.%N)
+  secs[$key]=$(calc "$end - $start")
+  printf '  %-28s %8.1f s\n' "$key" "${secs[$key]}"
+}
+
+playbook() { ansible-playbook -i "$inv" "$@"; }
+
+echo "bench: log in $log"
+echo "bench: clearing the bench stack and the offline images"
+playbook playbooks/teardown.yml -e purge=true >>"$log" 2>&1
+docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^dockerlab/ecommerce-' | xargs -r docker rmi -f >>"$log" 2>&1 || true
+docker builder prune -af >>"$log" 2>&1 || true
+
+timed image_build_cold   playbook site.yml --tags images
+timed image_build_cached playbook site.yml --tags images
+timed converge_cold      playbook site.yml
+timed converge_noop      playbook site.yml
+
+playbook playbooks/teardown.yml -e purge=true >>"$log" 2>&1
+
+ratio() { calc "$1 / $2"; }
+verdict() { if [ "$(calc "$1 < $2")" = True ]; then echo "within target ($1 s)"; else echo "OVER TARGET ($1 s)"; fi; }
+echo
+printf '%-46s %s\n' "cached image build / cold image build" "$(ratio "${secs[image_build_cached]}" "${secs[image_build_cold]}")"
+printf '%-46s %s\n' "no-op converge / cold converge" "$(ratio "${secs[converge_noop]}" "${secs[converge_cold]}")"
+printf '%-46s %s\n' "no-op converge (target < 20 s)" "$(verdict "${secs[converge_noop]}" 20)"
+printf '%-46s %s\n' "cached image build (target < 10 s)" "$(verdict "${secs[image_build_cached]}" 10)"

@@ -1,0 +1,412 @@
+# Copyright (c) dockerlab.ecommerce contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""End-to-end tests of the topology_precheck module.
+
+The module runs in-process through ansible-core's patch_module_args (its real argument
+parsing, exit_json and fail_json), against the real Docker engine of this machine when
+one answers, and once through ansible-playbook as a subprocess.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.dockerlab.ecommerce.plugins.modules import topology_precheck
+from conftest import (
+    DEFAULT_CONTAINERS,
+    DEFAULT_NETWORKS,
+    DEFAULT_SERVICES,
+    DEFAULT_VOLUMES,
+)
+
+DOCKER_HOST = os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
+
+
+def docker_networks():
+    """Networks of the real Docker engine, or None when there is none to ask."""
+    try:
+        import docker
+    except ImportError:
+        return None
+    try:
+        client = docker.APIClient(base_url=DOCKER_HOST, version='auto', timeout=5)
+        try:
+            return client.networks()
+        finally:
+            client.close()
+    # any failure means "no engine to test against"
+    except Exception:  # noqa: BLE001 pylint: disable=broad-except
+        return None
+
+
+@pytest.fixture
+def docker_engine_networks():
+    networks = docker_networks()
+    if networks is None:
+        pytest.skip(f'no Docker engine answers at {DOCKER_HOST}')
+    return networks
+
+
+def busy_message(port, variable):
+    return (f'host port {port}/tcp ({variable}) is already in use by another program; free the port '
+            '(ss -lntup shows who listens on it) or set another host_port')
+
+
+def free_port():
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture
+def busy_port():
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def unused_subnets(existing_networks, count):
+    """``count`` /24 subnets that overlap no network of the Docker engine."""
+    taken = []
+    for network in existing_networks or []:
+        for config in (network.get('IPAM') or {}).get('Config') or []:
+            if config.get('Subnet'):
+                taken.append(ipaddress.ip_network(config['Subnet'], strict=False))
+    found = []
+    for candidate in ipaddress.ip_network('10.231.0.0/16').subnets(new_prefix=24):
+        if not any(candidate.version == other.version and candidate.overlaps(other) for other in taken):
+            found.append(str(candidate))
+            if len(found) == count:
+                return found
+    pytest.skip('no unused test subnet in 10.231.0.0/16')
+
+
+def host_safe_topology(existing_networks=None):
+    """The default topology with subnets and host ports that are free on this machine."""
+    networks = copy.deepcopy(DEFAULT_NETWORKS)
+    services = copy.deepcopy(DEFAULT_SERVICES)
+    subnets = unused_subnets(existing_networks, len(networks))
+    renumber = {}
+    for key, subnet in zip(sorted(networks), subnets):
+        renumber[networks[key]['subnet']] = subnet
+        networks[key]['subnet'] = subnet
+        networks[key]['name'] = f'dockerlab-unit-{key}'   # never the names a real run creates
+    for tier in services.values():
+        for service in tier.values():
+            for entry in service.get('networks', []):
+                if 'ipv4_address' in entry:
+                    old = DEFAULT_NETWORKS[entry['network']]['subnet']
+                    offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(ipaddress.ip_network(old).network_address)
+                    entry['ipv4_address'] = str(ipaddress.ip_network(renumber[old]).network_address + offset)
+            for port in service.get('ports', []):
+                if 'host_port' in port:
+                    port['host_port'] = free_port()
+                    port['bind_address'] = '127.0.0.1'
+    # fluentd publishes the same number for tcp and udp; keep it that way
+    fluentd = services['logging_services']['fluentd']['ports']
+    fluentd[1]['host_port'] = fluentd[0]['host_port']
+    return networks, copy.deepcopy(DEFAULT_VOLUMES), services
+
+
+@pytest.fixture(autouse=True)
+def module_side(monkeypatch):
+    """Run the module as on a target host.
+
+    Importing controller code (ansible.errors, the filter tests do) marks the whole process as
+    the controller, and module warnings then go to the controller's display instead of the
+    result; modules never run that way.  In-process runs also share one global warning list.
+    """
+    from ansible.module_utils import _internal as module_internal
+    from ansible.module_utils.common import warnings as module_warnings
+    if hasattr(module_internal, 'is_controller'):
+        monkeypatch.setattr(module_internal, 'is_controller', False)
+    store = getattr(module_warnings, '_global_warnings', None)
+    if store is not None:
+        store.clear()
+    yield
+
+
+def warning_texts(result):
+    """Warning messages of a module result (plain strings, or 2.19's serialized WarningSummary)."""
+    texts = []
+    for warning in result.get('warnings', []):
+        if isinstance(warning, dict):
+            warning = (warning.get('event') or {}).get('msg', warning)
+        texts.append(warning)
+    return texts
+
+
+def run_module(capsys, args):
+    """Run the module in-process; return (failed, result dict)."""
+    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+        topology_precheck.main()
+    result = json.loads(capsys.readouterr().out)
+    return exit_info.value.code != 0, result
+
+
+def module_args(topology, **extra):
+    networks, volumes, services = topology
+    args = {'networks': networks, 'volumes': volumes, 'services': services}
+    args.update(extra)
+    return args
+
+
+# --------------------------------------------------------------------------- static checks only
+
+def test_success_without_host_checks(capsys, topology):
+    failed, result = run_module(capsys, module_args(topology, check_host=False))
+    assert not failed
+    assert result['changed'] is False
+    assert result['errors'] == []
+    assert sorted(result['containers']) == sorted(DEFAULT_CONTAINERS)
+    assert result['checked'] == list(topology_precheck.TOPOLOGY_CHECKS)
+    assert 'warnings' not in result
+
+
+def test_failure_message_lists_every_problem(capsys, topology):
+    services = topology[2]
+    services['data_services']['mysql-db']['networks'][0]['network'] = 'db'
+    services['monitoring_services']['grafana']['ports'][0]['host_port'] = 8080
+    failed, result = run_module(capsys, module_args(topology, check_host=False, _ansible_check_mode=True))
+    assert failed
+    assert result['failed'] is True
+    assert result['changed'] is False
+    assert result['msg'] == (
+        "The topology has 2 problem(s); nothing was changed:\n"
+        "- data_services['mysql-db'].networks[0].network: 'db' is not declared in stack_networks; declare it in "
+        "stack_networks or use one of: backend, database, frontend, monitoring\n"
+        "- monitoring_services['grafana'].ports[0].host_port: host port 8080/tcp on 0.0.0.0 is already published by "
+        "frontend_services['load-balancer'].ports[0].host_port (on 0.0.0.0); give each published port its own "
+        "host_port, or bind them to different addresses"
+    )
+    assert [e['variable'] for e in result['errors']] == [
+        "data_services['mysql-db'].networks[0].network", "monitoring_services['grafana'].ports[0].host_port"]
+    assert 'load-balancer' in result['containers']
+    assert 'Traceback' not in result['msg'] and 'exception' not in result
+
+
+def test_variable_names_are_configurable(capsys, topology):
+    networks, _volumes, services = topology
+    networks['backend']['subnet'] = '172.21.0.1/16'
+    services['data_services']['mysql-db']['volumes'][0]['volume'] = 'mysql'
+    failed, result = run_module(capsys, module_args(topology, check_host=False, networks_var='lab_networks',
+                                                    volumes_var='lab_volumes'))
+    assert failed
+    assert [e['variable'] for e in result['errors']] == ["lab_networks['backend'].subnet",
+                                                         "data_services['mysql-db'].volumes[0].volume"]
+    assert "is not declared in lab_volumes; declare it in lab_volumes" in result['errors'][1]['message']
+
+
+def test_bad_option_type_fails_cleanly(capsys, topology):
+    failed, result = run_module(capsys, {'networks': 'nope', 'services': {}})
+    assert failed
+    assert 'networks' in result['msg'] and 'Traceback' not in result['msg']
+
+
+# --------------------------------------------------------------------------- against the real Docker engine
+
+def test_success_against_docker(capsys, docker_engine_networks):
+    topology = host_safe_topology(docker_engine_networks)
+    failed, result = run_module(capsys, module_args(topology, docker_host=DOCKER_HOST))
+    assert not failed, result.get('msg')
+    assert result['errors'] == []
+    assert result['changed'] is False
+    assert result['checked'][-3:] == ['docker_network_subnets', 'host_port_availability', 'host_port_owners']
+    assert 'warnings' not in result
+
+
+def test_failure_against_docker(capsys, docker_engine_networks, busy_port):
+    bridge = [n for n in docker_engine_networks if n['Name'] == 'bridge' and (n.get('IPAM') or {}).get('Config')]
+    if not bridge:
+        pytest.skip("the Docker engine has no default 'bridge' network with a subnet")
+    existing_subnet = str(ipaddress.ip_network(bridge[0]['IPAM']['Config'][0]['Subnet'], strict=False))
+
+    networks, volumes, services = host_safe_topology(docker_engine_networks)
+    networks['frontend']['subnet'] = existing_subnet
+    services['frontend_services']['load-balancer']['networks'][0].pop('ipv4_address')
+    services['frontend_services']['load-balancer']['ports'][0]['host_port'] = busy_port
+    failed, result = run_module(capsys, module_args((networks, volumes, services), docker_host=DOCKER_HOST,
+                                                    _ansible_check_mode=True))
+    assert failed
+    lb_var = "frontend_services['load-balancer'].ports[0].host_port"
+    assert result['errors'] == [
+        {'variable': "stack_networks['frontend'].subnet",
+         'message': f"{existing_subnet} of network 'dockerlab-unit-frontend' overlaps {existing_subnet}, the "
+                    "subnet of the existing Docker network 'bridge'; choose another subnet for "
+                    "stack_networks['frontend'] (Docker creates bridge itself; its range comes from bip or "
+                    "default-address-pools in /etc/docker/daemon.json)"},
+        {'variable': lb_var, 'message': busy_message(busy_port, lb_var)},
+    ]
+    assert result['msg'].startswith('The topology has 2 problem(s); nothing was changed:\n'
+                                    "- stack_networks['frontend'].subnet: ")
+    assert result['msg'].splitlines()[2] == f"- {lb_var}: {result['errors'][1]['message']}"
+
+
+def test_unreachable_engine_is_a_warning(capsys, busy_port, tmp_path):
+    networks, volumes, services = host_safe_topology()
+    services['frontend_services']['load-balancer']['ports'][0]['host_port'] = busy_port
+    failed, result = run_module(capsys, module_args((networks, volumes, services),
+                                                    docker_host=f'unix://{tmp_path}/no-docker.sock'))
+    assert failed
+    assert [e['variable'] for e in result['errors']] == ["frontend_services['load-balancer'].ports[0].host_port"]
+    assert 'by another program' in result['errors'][0]['message']
+    assert 'docker_network_subnets' not in result['checked']
+    assert result['checked'][-1] == 'host_port_availability'
+    assert len(warning_texts(result)) == 1
+    assert warning_texts(result)[0].startswith(
+        'Skipped comparing the declared subnets with the existing Docker networks and looking up which container '
+        f'holds a busy host port: no Docker engine answered at unix://{tmp_path}/no-docker.sock (')
+
+
+@pytest.fixture
+def module_without_docker_sdk(monkeypatch):
+    """The module as imported on a host without the Docker SDK for Python."""
+    monkeypatch.setitem(sys.modules, 'docker', None)   # makes `import docker` raise ImportError
+    module = importlib.reload(topology_precheck)
+    try:
+        yield module
+    finally:
+        monkeypatch.undo()
+        importlib.reload(topology_precheck)
+
+
+def test_missing_docker_sdk_is_a_warning(capsys, module_without_docker_sdk, busy_port):
+    assert module_without_docker_sdk.HAS_DOCKER_SDK is False
+    networks, volumes, services = host_safe_topology()
+    services['monitoring_services']['grafana']['ports'][0]['host_port'] = busy_port
+    with patch_module_args(module_args((networks, volumes, services))), pytest.raises(SystemExit):
+        module_without_docker_sdk.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result['failed'] is True
+    grafana_var = "monitoring_services['grafana'].ports[0].host_port"
+    assert result['errors'] == [{'variable': grafana_var, 'message': busy_message(busy_port, grafana_var)}]
+    assert 'host_port_owners' not in result['checked'] and 'docker_network_subnets' not in result['checked']
+    assert len(warning_texts(result)) == 1
+    warning = warning_texts(result)[0]
+    assert warning.startswith('Skipped comparing the declared subnets with the existing Docker networks')
+    assert 'Failed to import the required Python library (Docker SDK for Python: docker)' in warning
+    assert warning.endswith('Busy host ports are reported as held by another program.')
+
+
+def test_docker_sdk_is_back_after_the_mock():
+    assert topology_precheck.HAS_DOCKER_SDK is True
+
+
+# --------------------------------------------------------------------------- the module's port probe
+
+def test_port_probe_with_real_sockets(busy_port):
+    warnings = []
+    probe = topology_precheck.make_port_probe(warnings.append)
+    assert probe('127.0.0.1', busy_port, 'tcp') is False
+    assert probe('0.0.0.0', busy_port, 'tcp') is False
+    assert probe('127.0.0.1', free_port(), 'tcp') is True
+    with pytest.raises(OSError):
+        probe('192.0.2.1', free_port(), 'tcp')   # TEST-NET-1: not an address of this host
+    assert warnings == []
+
+
+def test_port_probe_udp():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(('127.0.0.1', 0))
+    try:
+        probe = topology_precheck.make_port_probe([].append)
+        assert probe('127.0.0.1', sock.getsockname()[1], 'udp') is False
+    finally:
+        sock.close()
+
+
+# --------------------------------------------------------------------------- through ansible-playbook
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: A sound topology
+      dockerlab.ecommerce.topology_precheck:
+        networks: "{{ good.networks }}"
+        volumes: "{{ good.volumes }}"
+        services: "{{ good.services }}"
+        check_host: false
+      register: good_result
+
+    - name: A broken topology
+      dockerlab.ecommerce.topology_precheck:
+        networks: "{{ good.networks }}"
+        volumes: "{{ good.volumes }}"
+        services:
+          data_services:
+            mysql-db:
+              container_name: mysql-db
+              image: mysql:8.4
+              networks:
+                - network: db
+        check_host: false
+      register: bad_result
+      ignore_errors: true
+
+    - name: Save the results
+      ansible.builtin.copy:
+        content: "{{ {'good': good_result, 'bad': bad_result} | to_json }}"
+        dest: "{{ results_file }}"
+        mode: "0600"
+"""
+
+
+def test_through_ansible_playbook(tmp_path, collections_path, topology):
+    executable = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+    if not os.path.exists(executable):
+        executable = shutil.which('ansible-playbook')
+    if not executable:
+        pytest.skip('ansible-playbook is not installed')
+    networks, volumes, services = topology
+    (tmp_path / 'vars.json').write_text(json.dumps({
+        'good': {'networks': networks, 'volumes': volumes, 'services': services},
+        'results_file': str(tmp_path / 'results.json'),
+        'ansible_python_interpreter': sys.executable,
+    }))
+    (tmp_path / 'playbook.yml').write_text(PLAYBOOK)
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_COLLECTIONS_PATH': collections_path,
+        'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'local-tmp'),
+        'ANSIBLE_REMOTE_TEMP': str(tmp_path / 'remote-tmp'),
+        'ANSIBLE_HOME': str(tmp_path / 'ansible-home'),
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_RETRY_FILES_ENABLED': '0',
+    })
+    env.pop('ANSIBLE_CONFIG', None)
+    process = subprocess.run(
+        [executable, '-i', 'localhost,', '-c', 'local', '-e', '@' + str(tmp_path / 'vars.json'),
+         str(tmp_path / 'playbook.yml')],
+        cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=300, check=False)
+    assert process.returncode == 0, process.stdout
+    results = json.loads((tmp_path / 'results.json').read_text())
+    good, bad = results['good'], results['bad']
+    assert good['changed'] is False and not good.get('failed')
+    assert good['errors'] == []
+    assert sorted(good['containers']) == sorted(DEFAULT_CONTAINERS)
+    assert bad['failed'] is True
+    assert bad['msg'] == (
+        "The topology has 1 problem(s); nothing was changed:\n"
+        "- data_services['mysql-db'].networks[0].network: 'db' is not declared in stack_networks; declare it in "
+        "stack_networks or use one of: backend, database, frontend, monitoring")
+    assert bad['errors'][0]['variable'] == "data_services['mysql-db'].networks[0].network"
