@@ -101,7 +101,13 @@ def stack_config_files(services, config_dir, profile):
                           "path": "%s/%s/%s" % (config_dir, key, item["dest"]),
                           "owner": item.get("owner", "root"), "mode": item.get("mode", "0644")})
         for item in svc.get("secrets") or []:
-            files.append({"component": key, "kind": "secret", "value": item["value"],
+            # Only the name of the variable (or template) holding the secret travels here, so
+            # no fact, loop label or module argument ever carries the value itself.
+            if bool(item.get("var")) == bool(item.get("template")):
+                raise AnsibleFilterError(
+                    "secret %r of %s needs exactly one of 'var' (a variable holding the secret) or "
+                    "'template' (a template that renders it)" % (item.get("name"), key))
+            files.append({"component": key, "kind": "secret", "var": item.get("var"), "template": item.get("template"),
                           "path": "%s/%s/secrets/%s" % (config_dir, key, item["name"]),
                           "owner": item.get("owner", "root"), "mode": item.get("mode", "0400")})
     return files

@@ -16,9 +16,3 @@ def test_volumes_exist_with_the_stack_label(client):
     assert {"ecommerce-molecule-db-data", "ecommerce-molecule-cache-data", "ecommerce-molecule-logs",
             "ecommerce-molecule-config"} <= names
 
-
-def test_database_network_has_no_route_out(client):
-    # /proc/net/route lists a default route as destination 00000000.
-    out = client.containers.get("mysql-db").exec_run(["cat", "/proc/net/route"]).output.decode()
-    routes = [line.split()[1] for line in out.splitlines()[1:] if line.strip()]
-    assert routes and "00000000" not in routes, out

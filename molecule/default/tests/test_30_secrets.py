@@ -25,7 +25,7 @@ def test_no_secret_in_docker_inspect(client):
 
 
 def test_a_rerun_changes_nothing_and_prints_no_secret():
-    rc, out = run_playbook("site.yml", "-v", "--diff")
+    rc, out = run_playbook("site.yml", "-vvv", "--diff")
     assert rc == 0, out[-3000:]
     assert recap_changed(out) == 0, out[-3000:]
     for name in SECRET_FILES:
