@@ -15,4 +15,3 @@ def test_volumes_exist_with_the_stack_label(client):
     names = {v.name for v in client.volumes.list(filters={"label": "dockerlab.stack=" + STACK})}
     assert {"ecommerce-molecule-db-data", "ecommerce-molecule-cache-data", "ecommerce-molecule-logs",
             "ecommerce-molecule-config"} <= names
-
