@@ -60,13 +60,21 @@ def stack_containers(services, networks, volumes, stack_name, profile, config_di
                 mounts.append({"type": "bind", "source": vol["source"], "target": vol["target"],
                                "read_only": bool(vol.get("read_only", False))})
         for item in svc.get("config_files") or []:
+            if item.get("target"):
+                mounts.append({"type": "bind", "source": "%s/%s/%s" % (config_dir, key, item["dest"]),
+                               "target": item["target"], "read_only": True})
+        # Whole directories: a file rewritten in place (new inode) shows in the container,
+        # which a reloadable service (nginx) needs; a single-file mount would keep the old one.
+        for item in svc.get("config_dirs") or []:
             mounts.append({"type": "bind", "source": "%s/%s/%s" % (config_dir, key, item["dest"]),
                            "target": item["target"], "read_only": True})
         for item in svc.get("secrets") or []:
             mounts.append({"type": "bind", "source": "%s/%s/secrets/%s" % (config_dir, key, item["name"]),
                            "target": item["target"], "read_only": True})
         labels = {"dockerlab.stack": stack_name, "dockerlab.component": key}
-        if key in config_hashes:
+        # A reloadable service takes config changes with a reload, so its hash is no label
+        # (a changed label would recreate the container).
+        if key in config_hashes and not svc.get("reload"):
             labels["dockerlab.config-hash"] = config_hashes[key]
         specs.append({
             "name": record["name"],
@@ -81,8 +89,12 @@ def stack_containers(services, networks, volumes, stack_name, profile, config_di
             "healthcheck": dict(healthcheck_defaults or {}, **svc["healthcheck"]) if svc.get("healthcheck") else None,
             "labels": labels,
             "user": svc.get("user"),
+            "hostname": record["name"],
+            "order": int(svc.get("order", 50)),
+            "reload": svc.get("reload"),
         })
-    return specs
+    # Start order: lower `order` first (nginx needs its upstreams to resolve), then by name.
+    return sorted(specs, key=lambda spec: (spec["order"], spec["name"]))
 
 
 def stack_config_files(services, config_dir, profile):
@@ -96,6 +108,9 @@ def stack_config_files(services, config_dir, profile):
         svc = services[key]
         if not svc.get("enabled", True) or profile not in (svc.get("profiles") or ["upstream", "offline"]):
             continue
+        for item in svc.get("config_dirs") or []:
+            files.append({"component": key, "kind": "dir", "path": "%s/%s/%s" % (config_dir, key, item["dest"]),
+                          "owner": "root", "mode": "0755"})
         for item in svc.get("config_files") or []:
             files.append({"component": key, "kind": "config", "src": item["src"],
                           "path": "%s/%s/%s" % (config_dir, key, item["dest"]),

@@ -1,0 +1,53 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""images_plan: which component images are pulled or built, and their tags."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dockerlab.ecommerce.plugins.filter.images import images_plan
+
+TIERS = {"data": {"mysql": {"upstream": "mysql:8.4", "recipe": "mysql"}, "mongodb": {"upstream": "mongo:8.0"}},
+         "backend": {"service": {"recipe": "service"}}}
+
+
+@pytest.fixture
+def roles_dir(tmp_path):
+    for tier, recipe in (("data", "mysql"), ("backend", "service")):
+        path = tmp_path / tier / "images" / recipe
+        path.mkdir(parents=True)
+        (path / "Dockerfile").write_text("FROM ${BASE_IMAGE}\n")
+    return tmp_path
+
+
+def plan(roles_dir, profile, base="base:1"):
+    return {e["component"]: e for e in images_plan(TIERS, profile, str(roles_dir), "dl/ecommerce", base)}
+
+
+def test_offline_builds_recipes_and_leaves_out_the_rest(roles_dir):
+    result = plan(roles_dir, "offline")
+    assert result["mysql"]["action"] == "build" and result["mysql"]["ref"].startswith("dl/ecommerce-mysql:")
+    assert result["service"]["action"] == "build"
+    assert result["mongodb"]["action"] == "none" and result["mongodb"]["ref"] is None
+    assert "no offline recipe" in result["mongodb"]["reason"]
+
+
+def test_upstream_pulls_official_images_and_builds_our_own(roles_dir):
+    result = plan(roles_dir, "upstream")
+    assert (result["mysql"]["action"], result["mysql"]["ref"]) == ("pull", "mysql:8.4")
+    assert (result["mongodb"]["action"], result["mongodb"]["ref"]) == ("pull", "mongo:8.0")
+    assert result["service"]["action"] == "build"
+
+
+def test_tag_follows_the_recipe_and_the_base(roles_dir):
+    first = plan(roles_dir, "offline")["mysql"]["ref"]
+    assert plan(roles_dir, "offline")["mysql"]["ref"] == first
+    assert plan(roles_dir, "offline", base="base:2")["mysql"]["ref"] != first
+    (roles_dir / "data" / "images" / "mysql" / "Dockerfile").write_text("FROM ${BASE_IMAGE}\nRUN true\n")
+    assert plan(roles_dir, "offline")["mysql"]["ref"] != first
+
+
+def test_unknown_profile_is_refused(roles_dir):
+    with pytest.raises(AnsibleFilterError, match="upstream or offline"):
+        images_plan(TIERS, "auto", str(roles_dir), "dl/ecommerce", "base:1")

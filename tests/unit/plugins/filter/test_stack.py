@@ -1,0 +1,122 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""stack_containers and stack_config_files: a services dict becomes container specs."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import stack_config_files, stack_containers
+
+NETWORKS = {"database": {"name": "ecommerce-database", "subnet": "172.22.0.0/16"},
+            "frontend": {"name": "ecommerce-frontend", "subnet": "172.20.0.0/16"}}
+VOLUMES = {"db_data": "ecommerce-db-data"}
+
+
+def services():
+    return {
+        "mysql-db": {
+            "container_name": "mysql-db", "image": "mysql:8.4",
+            "networks": [{"network": "database", "aliases": ["mysql"], "ipv4_address": "172.22.0.10"}],
+            "volumes": [{"volume": "db_data", "target": "/var/lib/mysql"},
+                        {"source": "/srv/x", "target": "/x", "read_only": True}],
+            "config_files": [{"src": "my.cnf.j2", "dest": "conf.d/my.cnf", "target": "/etc/mysql/conf.d/my.cnf"}],
+            "secrets": [{"name": "root_password", "var": "data_mysql_root_password", "target": "/run/secrets/pw",
+                         "owner": "999"}],
+            "env": {"PORT": 3306},
+            "healthcheck": {"test": ["CMD", "true"], "retries": 3},
+        },
+        "load-balancer": {
+            "container_name": "load-balancer", "image": "nginx", "order": 90,
+            "networks": [{"network": "frontend"}],
+            "ports": [{"host_port": 8080, "container_port": 80}],
+            "config_files": [{"src": "lb.conf.j2", "dest": "conf.d/default.conf"}],
+            "config_dirs": [{"dest": "conf.d", "target": "/etc/nginx/conf.d"}],
+            "reload": {"check": ["nginx", "-t"], "command": ["nginx", "-s", "reload"]},
+        },
+        "web-server": {"container_name": "web-server", "image": "nginx", "replicas": 2, "order": 10,
+                       "networks": [{"network": "frontend", "aliases": ["web"]}]},
+        "mongodb": {"container_name": "mongodb", "image": "mongo:8.0", "profiles": ["upstream"],
+                    "skip_reason": "no Debian package"},
+        "off": {"container_name": "off", "image": "x", "enabled": False},
+    }
+
+
+def specs(profile="offline", hashes=None):
+    return stack_containers(services(), NETWORKS, VOLUMES, "ecommerce", profile, "/opt/dl",
+                            hashes or {"mysql-db": "h1", "load-balancer": "h2"}, {"interval": "5s", "retries": 10})
+
+
+def by_name(result):
+    return {spec["name"]: spec for spec in result}
+
+
+def test_order_replicas_and_disabled():
+    assert [s["name"] for s in specs()] == ["web-server-1", "web-server-2", "mongodb", "mysql-db", "load-balancer"]
+
+
+def test_networks_volumes_and_mounts_are_resolved():
+    mysql = by_name(specs())["mysql-db"]
+    assert mysql["networks"] == [{"name": "ecommerce-database", "aliases": ["mysql"], "ipv4_address": "172.22.0.10"}]
+    assert mysql["mounts"] == [
+        {"type": "volume", "source": "ecommerce-db-data", "target": "/var/lib/mysql", "read_only": False},
+        {"type": "bind", "source": "/srv/x", "target": "/x", "read_only": True},
+        {"type": "bind", "source": "/opt/dl/mysql-db/conf.d/my.cnf", "target": "/etc/mysql/conf.d/my.cnf",
+         "read_only": True},
+        {"type": "bind", "source": "/opt/dl/mysql-db/secrets/root_password", "target": "/run/secrets/pw",
+         "read_only": True},
+    ]
+    assert mysql["env"] == {"PORT": "3306"}
+    assert mysql["hostname"] == "mysql-db"
+
+
+def test_healthcheck_is_laid_over_the_defaults():
+    assert by_name(specs())["mysql-db"]["healthcheck"] == {"test": ["CMD", "true"], "interval": "5s", "retries": 3}
+    assert by_name(specs())["web-server-1"]["healthcheck"] is None
+
+
+def test_config_hash_label_except_for_reloadable_services():
+    result = by_name(specs())
+    assert result["mysql-db"]["labels"] == {"dockerlab.stack": "ecommerce", "dockerlab.component": "mysql-db",
+                                           "dockerlab.config-hash": "h1"}
+    assert "dockerlab.config-hash" not in result["load-balancer"]["labels"]
+    assert result["load-balancer"]["mounts"] == [
+        {"type": "bind", "source": "/opt/dl/load-balancer/conf.d", "target": "/etc/nginx/conf.d", "read_only": True}]
+    assert result["load-balancer"]["published_ports"] == ["0.0.0.0:8080:80/tcp"]
+
+
+def test_profile_skips_with_the_service_reason():
+    assert by_name(specs("offline"))["mongodb"]["skip"] == "no Debian package"
+    assert by_name(specs("upstream"))["mongodb"]["skip"] is None
+    assert by_name(specs("offline"))["mysql-db"]["skip"] is None
+
+
+def test_undeclared_network_or_volume_is_a_clear_error():
+    bad = services()
+    bad["mysql-db"]["networks"][0]["network"] = "db"
+    with pytest.raises(AnsibleFilterError, match="mysql-db uses network 'db'"):
+        stack_containers(bad, NETWORKS, VOLUMES, "e", "offline", "/opt/dl")
+    bad = services()
+    bad["mysql-db"]["volumes"][0]["volume"] = "nope"
+    with pytest.raises(AnsibleFilterError, match="volume 'nope'"):
+        stack_containers(bad, NETWORKS, VOLUMES, "e", "offline", "/opt/dl")
+
+
+def test_config_files_carry_no_secret_value():
+    files = stack_config_files(services(), "/opt/dl", "offline")
+    assert [(f["kind"], f["path"]) for f in files] == [
+        ("dir", "/opt/dl/load-balancer/conf.d"),
+        ("config", "/opt/dl/load-balancer/conf.d/default.conf"),
+        ("config", "/opt/dl/mysql-db/conf.d/my.cnf"),
+        ("secret", "/opt/dl/mysql-db/secrets/root_password"),
+    ]
+    secret = files[-1]
+    assert secret["var"] == "data_mysql_root_password" and "value" not in secret
+    assert secret["owner"] == "999" and secret["mode"] == "0400"
+
+
+def test_a_secret_needs_exactly_one_source():
+    bad = services()
+    bad["mysql-db"]["secrets"][0]["template"] = "x.j2"
+    with pytest.raises(AnsibleFilterError, match="exactly one of 'var'"):
+        stack_config_files(bad, "/opt/dl", "offline")
