@@ -120,3 +120,22 @@ def test_a_secret_needs_exactly_one_source():
     bad["mysql-db"]["secrets"][0]["template"] = "x.j2"
     with pytest.raises(AnsibleFilterError, match="exactly one of 'var'"):
         stack_config_files(bad, "/opt/dl", "offline")
+
+
+def test_upstream_servers_follow_the_replicas_and_weights():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import upstream_servers
+    assert upstream_servers(services(), "web-server", 80, [3]) == [
+        {"host": "web-server-1", "port": 80, "weight": 3}, {"host": "web-server-2", "port": 80, "weight": 1}]
+    assert upstream_servers(services(), "mysql-db", 3306) == [{"host": "mysql-db", "port": 3306, "weight": 1}]
+    assert upstream_servers(services(), "absent", 80) == []
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([0], "weight 0 for web-server-1"),
+    (["heavy"], "weight 'heavy' for web-server-1"),
+    ([1, 1, 1], "3 weights are given for 2 web-server containers"),
+])
+def test_bad_weights_are_refused_by_name(weights, message):
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import upstream_servers
+    with pytest.raises(AnsibleFilterError, match=message):
+        upstream_servers(services(), "web-server", 80, weights)
