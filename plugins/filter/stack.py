@@ -152,7 +152,31 @@ def upstream_servers(services, key, port, weights=None):
     return servers
 
 
+def expand_flows(flows):
+    """``stack_flows`` with list-valued ``from`` (or ``to``) entries expanded to one flow each."""
+    expanded = []
+    for flow in flows or []:
+        sources = flow["from"] if isinstance(flow["from"], list) else [flow["from"]]
+        targets = flow["to"] if isinstance(flow["to"], list) else [flow["to"]]
+        for source in sources:
+            for target in targets:
+                expanded.append({"from": source, "to": target, "port": int(flow["port"])})
+    return expanded
+
+
+def active_services(services_by_var, profile):
+    """Drop the services that do not run in ``profile`` (and disabled ones): what is really deployed."""
+    active = {}
+    for var, services in (services_by_var or {}).items():
+        active[var] = {
+            key: svc for key, svc in (services or {}).items()
+            if svc.get("enabled", True) and profile in (svc.get("profiles") or ["upstream", "offline"])
+        }
+    return active
+
+
 class FilterModule:
     def filters(self):
         return {"stack_containers": stack_containers, "stack_config_files": stack_config_files,
-                "upstream_servers": upstream_servers}
+                "upstream_servers": upstream_servers, "expand_flows": expand_flows,
+                "active_services": active_services}

@@ -139,3 +139,16 @@ def test_bad_weights_are_refused_by_name(weights, message):
     from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import upstream_servers
     with pytest.raises(AnsibleFilterError, match=message):
         upstream_servers(services(), "web-server", 80, weights)
+
+
+def test_flows_with_lists_expand_to_single_flows():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import expand_flows
+    assert expand_flows([{"from": ["a", "b"], "to": "c", "port": "80"}, {"from": "d", "to": ["e"], "port": 1}]) == [
+        {"from": "a", "to": "c", "port": 80}, {"from": "b", "to": "c", "port": 80}, {"from": "d", "to": "e", "port": 1}]
+
+
+def test_active_services_follow_the_profile():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import active_services
+    assert sorted(active_services({"data_services": services()}, "offline")["data_services"]) == [
+        "load-balancer", "mysql-db", "web-server"]
+    assert "mongodb" in active_services({"data_services": services()}, "upstream")["data_services"]
