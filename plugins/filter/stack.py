@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.topology import expand_containers
@@ -108,13 +110,10 @@ def stack_config_files(services, config_dir, profile):
         svc = services[key]
         if not svc.get("enabled", True) or profile not in (svc.get("profiles") or ["upstream", "offline"]):
             continue
-        for item in svc.get("config_dirs") or []:
-            files.append({"component": key, "kind": "dir", "path": "%s/%s/%s" % (config_dir, key, item["dest"]),
-                          "owner": "root", "mode": "0755"})
         for item in svc.get("config_files") or []:
-            files.append({"component": key, "kind": "config", "src": item["src"],
-                          "path": "%s/%s/%s" % (config_dir, key, item["dest"]),
-                          "owner": item.get("owner", "root"), "mode": item.get("mode", "0644")})
+            source = {"template": item["src"]} if item.get("src") else {"file": item["file"]}
+            files.append(dict(source, component=key, kind="config", path="%s/%s/%s" % (config_dir, key, item["dest"]),
+                              owner=str(item.get("owner", "root")), mode=item.get("mode", "0644")))
         for item in svc.get("secrets") or []:
             # Only the name of the variable (or template) holding the secret travels here, so
             # no fact, loop label or module argument ever carries the value itself.
@@ -122,9 +121,10 @@ def stack_config_files(services, config_dir, profile):
                 raise AnsibleFilterError(
                     "secret %r of %s needs exactly one of 'var' (a variable holding the secret) or "
                     "'template' (a template that renders it)" % (item.get("name"), key))
-            files.append({"component": key, "kind": "secret", "var": item.get("var"), "template": item.get("template"),
-                          "path": "%s/%s/secrets/%s" % (config_dir, key, item["name"]),
-                          "owner": item.get("owner", "root"), "mode": item.get("mode", "0400")})
+            source = {"var": item["var"]} if item.get("var") else {"template": item["template"]}
+            files.append(dict(source, component=key, kind="secret", secret=True,
+                              path="%s/%s/secrets/%s" % (config_dir, key, item["name"]),
+                              owner=str(item.get("owner", "root")), mode=item.get("mode", "0400")))
     return files
 
 
@@ -175,8 +175,84 @@ def active_services(services_by_var, profile):
     return active
 
 
+def container_health(host_containers, names):
+    """Health of each named container from one ``docker_host_info`` container listing.
+
+    Returns ``{name: state}`` where state is ``healthy``, ``starting`` (still worth
+    waiting for), ``unhealthy``, ``exited``/``restarting``/``dead`` (crashed: no point
+    waiting) or ``missing``. The listing's ``Status`` text ends in ``(healthy)``,
+    ``(unhealthy)`` or ``(health: starting)`` for containers with a healthcheck.
+    """
+    by_name = {}
+    for container in host_containers or []:
+        for name in container.get("Names") or []:
+            by_name[name.lstrip("/")] = container
+    health = {}
+    for name in names:
+        container = by_name.get(name)
+        if container is None:
+            health[name] = "missing"
+        elif container.get("State") in ("exited", "restarting", "dead"):
+            health[name] = container["State"]
+        elif "(healthy)" in (container.get("Status") or ""):
+            health[name] = "healthy"
+        elif "(unhealthy)" in (container.get("Status") or ""):
+            health[name] = "unhealthy"
+        else:
+            health[name] = "starting"
+    return health
+
+
+def matching_networks(existing, networks, stack_name, driver="bridge"):
+    """Keys of ``stack_networks`` whose Docker network already exists exactly as declared
+    (driver, subnet, internal flag, labels), from a verbose ``docker_host_info`` listing."""
+    by_name = {net.get("Name"): net for net in existing or []}
+    matching = []
+    for key, spec in (networks or {}).items():
+        net = by_name.get(spec["name"])
+        if not net:
+            continue
+        subnets = [cfg.get("Subnet") for cfg in ((net.get("IPAM") or {}).get("Config") or [])]
+        labels = net.get("Labels") or {}
+        if (net.get("Driver") == driver and subnets == [spec["subnet"]]
+                and bool(net.get("Internal")) == bool(spec.get("internal", False))
+                and labels.get("dockerlab.stack") == stack_name and labels.get("dockerlab.network") == key):
+            matching.append(key)
+    return matching
+
+
+def matching_volumes(existing, volumes, stack_name):
+    """Keys of ``stack_volumes`` whose Docker volume already exists with the stack's labels."""
+    by_name = {vol.get("Name"): vol for vol in existing or []}
+    matching = []
+    for key, name in (volumes or {}).items():
+        labels = (by_name.get(name) or {}).get("Labels") or {}
+        if labels.get("dockerlab.stack") == stack_name and labels.get("dockerlab.volume") == key:
+            matching.append(key)
+    return matching
+
+
+def config_hashes(files, written):
+    """``{component: sha256}`` over the checksums of its written files (stack_files results,
+    matched by path): the config-hash label that recreates a changed component."""
+    by_path = {result["path"]: result for result in written}
+    sums = {}
+    for spec in files:
+        sums.setdefault(spec["component"], []).append(by_path[spec["path"]]["checksum"])
+    return {component: hashlib.sha256(",".join(sorted(values)).encode()).hexdigest()
+            for component, values in sums.items()}
+
+
+def changed_components(files, written):
+    """Components with at least one file the last stack_files call changed."""
+    changed = {result["path"] for result in written if result.get("changed")}
+    return sorted({spec["component"] for spec in files if spec["path"] in changed})
+
+
 class FilterModule:
     def filters(self):
         return {"stack_containers": stack_containers, "stack_config_files": stack_config_files,
                 "upstream_servers": upstream_servers, "expand_flows": expand_flows,
-                "active_services": active_services}
+                "active_services": active_services, "container_health": container_health,
+                "matching_networks": matching_networks, "matching_volumes": matching_volumes,
+                "config_hashes": config_hashes, "changed_components": changed_components}

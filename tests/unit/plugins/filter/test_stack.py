@@ -105,14 +105,58 @@ def test_undeclared_network_or_volume_is_a_clear_error():
 def test_config_files_carry_no_secret_value():
     files = stack_config_files(services(), "/opt/dl", "offline")
     assert [(f["kind"], f["path"]) for f in files] == [
-        ("dir", "/opt/dl/load-balancer/conf.d"),
         ("config", "/opt/dl/load-balancer/conf.d/default.conf"),
         ("config", "/opt/dl/mysql-db/conf.d/my.cnf"),
         ("secret", "/opt/dl/mysql-db/secrets/root_password"),
     ]
+    assert files[0]["template"] == "lb.conf.j2"
     secret = files[-1]
-    assert secret["var"] == "data_mysql_root_password" and "value" not in secret
-    assert secret["owner"] == "999" and secret["mode"] == "0400"
+    assert secret["var"] == "data_mysql_root_password" and "value" not in secret and "content" not in secret
+    assert secret["owner"] == "999" and secret["mode"] == "0400" and secret["secret"] is True
+
+
+def test_hashes_and_changed_components_follow_the_written_files():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import changed_components, config_hashes
+    files = stack_config_files(services(), "/opt/dl", "offline")
+    # The module returns secrets after the other files: results are matched by path.
+    written = [{"path": files[i]["path"], "checksum": c, "changed": ch} for i, c, ch in ((2, "c", False), (0, "a", False),
+                                                                                   (1, "b", True))]
+    hashes = config_hashes(files, written)
+    assert set(hashes) == {"load-balancer", "mysql-db"}
+    other = [dict(w, checksum="x") if w["path"] == files[1]["path"] else w for w in written]
+    assert hashes["mysql-db"] != config_hashes(files, other)["mysql-db"]
+    assert hashes["load-balancer"] == config_hashes(files, other)["load-balancer"]
+    assert changed_components(files, written) == ["mysql-db"]
+
+
+def test_container_health_reads_the_listing():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import container_health
+    listing = [
+        {"Names": ["/a"], "State": "running", "Status": "Up 5 seconds (healthy)"},
+        {"Names": ["/b"], "State": "running", "Status": "Up 2 seconds (health: starting)"},
+        {"Names": ["/c"], "State": "restarting", "Status": "Restarting (2) 1 second ago"},
+        {"Names": ["/d"], "State": "running", "Status": "Up 1 minute (unhealthy)"},
+    ]
+    assert container_health(listing, ["a", "b", "c", "d", "e"]) == {
+        "a": "healthy", "b": "starting", "c": "restarting", "d": "unhealthy", "e": "missing"}
+
+
+def test_matching_networks_and_volumes_need_the_exact_declaration():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import matching_networks, matching_volumes
+    existing = [{"Name": "ecommerce-database", "Driver": "bridge", "Internal": True,
+                 "IPAM": {"Config": [{"Subnet": "172.22.0.0/16"}]},
+                 "Labels": {"dockerlab.stack": "ecommerce", "dockerlab.network": "database"}},
+                {"Name": "ecommerce-frontend", "Driver": "bridge", "Internal": True,
+                 "IPAM": {"Config": [{"Subnet": "172.20.0.0/16"}]},
+                 "Labels": {"dockerlab.stack": "ecommerce", "dockerlab.network": "frontend"}}]
+    networks = {"database": {"name": "ecommerce-database", "subnet": "172.22.0.0/16", "internal": True},
+                "frontend": {"name": "ecommerce-frontend", "subnet": "172.20.0.0/16", "internal": False},
+                "backend": {"name": "ecommerce-backend", "subnet": "172.21.0.0/16"}}
+    assert matching_networks(existing, networks, "ecommerce") == ["database"]
+    assert matching_networks(existing, networks, "other") == []
+    volumes = [{"Name": "v1", "Labels": {"dockerlab.stack": "ecommerce", "dockerlab.volume": "db_data"}},
+               {"Name": "v2", "Labels": None}]
+    assert matching_volumes(volumes, {"db_data": "v1", "logs": "v2", "x": "v3"}, "ecommerce") == ["db_data"]
 
 
 def test_a_secret_needs_exactly_one_source():
