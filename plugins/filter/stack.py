@@ -164,6 +164,31 @@ def expand_flows(flows):
     return expanded
 
 
+def active_flows(flows, services_by_var):
+    """``stack_flows`` expanded, keeping the flows whose two ends are deployed services
+    (a flow to MongoDB means nothing in the offline profile, where it is left out)."""
+    deployed = {key for services in (services_by_var or {}).values() for key in (services or {})}
+    return [flow for flow in expand_flows(flows) if flow["from"] in deployed and flow["to"] in deployed]
+
+
+def network_peer_flows(services_by_var):
+    """The flows the declared networks allow: every service may reach the ``expose`` ports
+    of every service it shares a network with (Docker cannot tell them apart within a
+    network). Added to ``stack_flows`` for the report, so that what the probe flags is a
+    connection that crosses the declared segmentation."""
+    members = {}
+    for services in (services_by_var or {}).values():
+        for key, svc in (services or {}).items():
+            members[key] = ({n["network"] for n in svc.get("networks") or []},
+                            [int(port) for port in svc.get("expose") or []])
+    flows = []
+    for source in sorted(members):
+        for target in sorted(members):
+            if members[source][0] & members[target][0]:
+                flows.extend({"from": source, "to": target, "port": port} for port in members[target][1])
+    return flows
+
+
 def active_services(services_by_var, profile):
     """Drop the services that do not run in ``profile`` (and disabled ones): what is really deployed."""
     active = {}
@@ -253,6 +278,7 @@ class FilterModule:
     def filters(self):
         return {"stack_containers": stack_containers, "stack_config_files": stack_config_files,
                 "upstream_servers": upstream_servers, "expand_flows": expand_flows,
-                "active_services": active_services, "container_health": container_health,
+                "active_services": active_services, "active_flows": active_flows,
+                "network_peer_flows": network_peer_flows, "container_health": container_health,
                 "matching_networks": matching_networks, "matching_volumes": matching_volumes,
                 "config_hashes": config_hashes, "changed_components": changed_components}

@@ -196,3 +196,21 @@ def test_active_services_follow_the_profile():
     assert sorted(active_services({"data_services": services()}, "offline")["data_services"]) == [
         "load-balancer", "mysql-db", "web-server"]
     assert "mongodb" in active_services({"data_services": services()}, "upstream")["data_services"]
+
+
+def test_active_flows_keep_only_deployed_ends():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import active_flows
+    deployed = {"data_services": {"mysql-db": {}, "redis-cache": {}}, "backend_services": {"user-service": {}}}
+    flows = [{"from": ["user-service", "mongodb"], "to": "mysql-db", "port": 3306},
+             {"from": "user-service", "to": "mongodb", "port": 27017}]
+    assert active_flows(flows, deployed) == [{"from": "user-service", "to": "mysql-db", "port": 3306}]
+
+
+def test_network_peer_flows_follow_shared_networks():
+    from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import network_peer_flows
+    svcs = {"frontend_services": {"lb": {"networks": [{"network": "frontend"}], "expose": [80]},
+                                  "gw": {"networks": [{"network": "frontend"}, {"network": "backend"}], "expose": [3000]}},
+            "data_services": {"db": {"networks": [{"network": "database"}], "expose": [3306]}}}
+    assert network_peer_flows(svcs) == [
+        {"from": "db", "to": "db", "port": 3306}, {"from": "gw", "to": "gw", "port": 3000}, {"from": "gw", "to": "lb", "port": 80},
+        {"from": "lb", "to": "gw", "port": 3000}, {"from": "lb", "to": "lb", "port": 80}]
