@@ -26,7 +26,11 @@ MALFORMED = {
     (MALFORMED, ["stack_networks['backend'].subnet", "172.21.0.0/33"]),
     ({"image_source": "cloud"}, ["images_source", "cloud", "auto, upstream, offline"]),
     ({"data_redis_maxmemory_policy": "sometimes"}, ["data_redis_maxmemory_policy", "sometimes"]),
-], ids=["overlapping-subnets", "malformed-subnet", "unknown-image-source", "bad-choice"])
+    ({"frontend_web_method": "fastest"}, ["frontend_web_method", "fastest", "round_robin, least_conn, ip_hash, weighted"]),
+    ({"frontend_web_method": "weighted", "frontend_web_weights": [3, 0]}, ["frontend_web_weights", "at least 1"]),
+    ({"frontend_web_weights": [1, 1, 1]}, ["frontend_web_weights", "one whole number of at least 1 per web server"]),
+], ids=["overlapping-subnets", "malformed-subnet", "unknown-image-source", "bad-choice", "unknown-lb-method",
+        "zero-weight", "too-many-weights"])
 def test_bad_inventory_fails_first_and_touches_nothing(client, extra_vars, expected):
     networks_before = {n.name: n.id for n in client.networks.list(filters={"label": "dockerlab.stack=" + STACK})}
     before = started_at(client)
