@@ -74,4 +74,3 @@ def detect_tools(client, container):
     if code not in (0, None):
         return set()
     return set(out.decode('utf-8', 'replace').split())
-

@@ -30,14 +30,14 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
-      - Files marked O(files[].secret) are never shown in a diff.
+      - Entries of O(secrets) are never shown in a diff.
 options:
   files:
     description: The files to write.
     type: list
     elements: dict
     default: []
-    suboptions: &file_options
+    suboptions:
       path:
         description: Absolute path on the target.
         type: path
@@ -54,7 +54,7 @@ options:
         description: A file under O(files_dir), copied as it is.
         type: str
       var:
-        description: The name of a variable holding the content (a secret); implies O(files[].secret).
+        description: The name of a variable holding the content (the action puts such entries in O(secrets)).
         type: str
       owner:
         description: Owner, a user name or a numeric uid (a container's user need not exist on the host).
@@ -64,18 +64,38 @@ options:
         description: Permissions, octal as a string.
         type: str
         default: "0644"
-      secret:
-        description: The content is a secret; it is never returned or shown in a diff.
-        type: bool
-        default: false
   secrets:
     description:
       - Like O(files), for secrets; their content is masked in the task's invocation and scrubbed from all
-        output, and they are never shown in a diff. The mode defaults to C(0400).
+        output, and they are never shown in a diff.
     type: list
     elements: dict
     default: []
-    suboptions: *file_options
+    suboptions:
+      path:
+        description: Absolute path on the target.
+        type: path
+        required: true
+      content:
+        description: The secret. Exactly one of O(secrets[].content), O(secrets[].template) and O(secrets[].var).
+        type: str
+      template:
+        description: A template under O(templates_dir) that renders the secret.
+        type: str
+      file:
+        description: A file under O(files_dir) holding the secret.
+        type: str
+      var:
+        description: The name of a variable holding the secret.
+        type: str
+      owner:
+        description: Owner, a user name or a numeric uid.
+        type: str
+        default: root
+      mode:
+        description: Permissions, octal as a string.
+        type: str
+        default: "0400"
   templates_dir:
     description: Directory on the controller where O(files[].template) is looked up.
     type: path
@@ -234,13 +254,12 @@ def main():
             var=dict(type="str"),
             owner=dict(type="str", default="root"),
             mode=dict(type="str", default="0400" if secret else "0644"),
-            secret=dict(type="bool", default=secret),
         )
 
     module = AnsibleModule(
         argument_spec=dict(
             files=dict(type="list", elements="dict", default=[], options=file_options(False)),
-            secrets=dict(type="list", elements="dict", default=[], options=file_options(True)),
+            secrets=dict(type="list", elements="dict", default=[], no_log=False, options=file_options(True)),
             templates_dir=dict(type="path"),
             files_dir=dict(type="path"),
             directory_mode=dict(type="str", default="0755"),
@@ -248,6 +267,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    for spec in module.params["files"]:
+        spec["secret"] = False
     for spec in module.params["secrets"]:
         spec["secret"] = True
     entries = module.params["files"] + module.params["secrets"]

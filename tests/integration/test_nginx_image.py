@@ -273,7 +273,7 @@ def client():
 @pytest.fixture(scope="module")
 def nginx_image(client):
     try:
-        image, _ = client.images.build(
+        image, _unused = client.images.build(
             path=str(RECIPE_DIR), tag=NGINX_TAG, buildargs={"BASE_IMAGE": BASE_IMAGE},
             pull=False, rm=True, forcerm=True,
         )
@@ -389,23 +389,23 @@ def test_entrypoint_templates_and_scripts(client, nginx_image, tmp_path):  # pyl
     )
     try:
         def answers():
-            rc, out, _ = _exec(container, ["curl", "-fsS", "http://127.0.0.1:8081/"])
+            rc, out, _unused = _exec(container, ["curl", "-fsS", "http://127.0.0.1:8081/"])
             return rc == 0 and out
         out = _wait_for(answers, 20, "the templated server", container=container)
         # defined variables substituted, nginx's own $host left alone
         assert out == "hello pytest 127.0.0.1"
-        rc, conf, _ = _exec(container, ["cat", "/etc/nginx/conf.d/hello.conf"])
+        rc, conf, _unused = _exec(container, ["cat", "/etc/nginx/conf.d/hello.conf"])
         assert rc == 0 and "listen 8081;" in conf and "$host" in conf
         assert _exec(container, ["cat", "/tmp/marker"])[1].strip() == "custom-script-ran"
         # master runs as root, workers as nginx
-        rc, out, _ = _exec(container, ["sh", "-c", "ps -o user= -C nginx 2>/dev/null || "
-                                       "for p in /proc/[0-9]*; do grep -q nginx $p/comm 2>/dev/null && "
-                                       "stat -c %U $p; done"])
+        owners = ("ps -o user= -C nginx 2>/dev/null || "
+                  "for p in /proc/[0-9]*; do grep -q nginx $p/comm 2>/dev/null && stat -c %U $p; done")
+        rc, out, _unused = _exec(container, ["sh", "-c", owners])
         assert {"root", "nginx"} <= set(out.split()), out
         logs = _logs(container)
         assert "20-envsubst-on-templates.sh" in logs and "Configuration complete" in logs, logs
         # the default server is still there, with the default page
-        rc, out, _ = _exec(container, ["curl", "-fsS", "http://127.0.0.1/"])
+        rc, out, _unused = _exec(container, ["curl", "-fsS", "http://127.0.0.1/"])
         assert rc == 0 and "Welcome to nginx!" in out
     finally:
         container.remove(force=True, v=True)
@@ -465,7 +465,7 @@ def test_page_through_lb(lab):  # pylint: disable=redefined-outer-name
     assert served in body, "the page does not name the server that served it"
     assert re.fullmatch(r"[0-9.]+:80", headers.get("x-upstream", "")), headers
     for asset in ("/app.js", "/style.css"):
-        status, headers, _ = lab["http"].get(asset)
+        status, headers, _unused = lab["http"].get(asset)
         assert status == 200 and "max-age=" in headers.get("cache-control", ""), headers
 
 
@@ -473,13 +473,13 @@ def test_web_server_health(lab):  # pylint: disable=redefined-outer-name
     for n in (1, 2):
         rc, out, err = _exec(lab[f"web{n}"], ["curl", "-fsS", "-D", "-", "http://127.0.0.1/health"])
         assert rc == 0, err
-        head, _, body = out.partition("\r\n\r\n")
+        head, _unused, body = out.partition("\r\n\r\n")
         assert json.loads(body) == {"status": "healthy", "server": f"web-server-{n}"}
         assert f"X-Served-By: web-server-{n}" in head
 
 
 def test_round_robin_spreads(lab):  # pylint: disable=redefined-outer-name
-    counts = Counter(lab["http"].get("/")[1].get("x-served-by") for _ in range(100))
+    counts = Counter(lab["http"].get("/")[1].get("x-served-by") for _unused in range(100))
     assert set(counts) == {"web-server-1", "web-server-2"}, counts
     assert all(40 <= c <= 60 for c in counts.values()), counts
 
@@ -519,7 +519,7 @@ def test_monitoring_off_is_json_503(lab):  # pylint: disable=redefined-outer-nam
 def test_nginx_status(lab):  # pylint: disable=redefined-outer-name
     rc, out, err = _exec(lab["lb"], ["curl", "-fsS", "http://127.0.0.1/nginx_status"])
     assert rc == 0 and "Active connections" in out, err
-    status, _, _ = lab["http"].get("/nginx_status")
+    status, _unused, _unused = lab["http"].get("/nginx_status")
     assert status == 403
 
 
@@ -534,14 +534,14 @@ def test_graceful_reload(lab):  # pylint: disable=redefined-outer-name
     assert rc == 0, f"{out}{err}"
 
     def reloaded():
-        status, _, body = lab["http"].get("/monitoring/")
+        status, _unused, body = lab["http"].get("/monitoring/")
         return status == 503 and "not reachable" in body
     _wait_for(reloaded, 20, "the reloaded config", container=lb)
     assert _exec(lb, ["cat", "/run/nginx.pid"])[1].strip() == pid_before
     lb.reload()
     assert lb.status == "running"
     # still serving both web servers
-    counts = Counter(lab["http"].get("/")[1].get("x-served-by") for _ in range(20))
+    counts = Counter(lab["http"].get("/")[1].get("x-served-by") for _unused in range(20))
     assert set(counts) == {"web-server-1", "web-server-2"}, counts
 
 
@@ -569,7 +569,7 @@ def test_failover_loses_no_request(lab):  # pylint: disable=redefined-outer-name
         was_stopped = stopped.is_set()
         t0 = time.monotonic()
         try:
-            status, headers, _ = web.get("/")
+            status, headers, _unused = web.get("/")
         except (OSError, http.client.HTTPException) as exc:
             failures.append((i, repr(exc)))
         else:

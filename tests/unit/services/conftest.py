@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import sys
 import time
 import uuid

@@ -204,7 +204,7 @@ async def test_retry_on_another_replica(start):
                               user_service_url=f"http://users.test:{port}",
                               order_service_url=f"http://orders.test:{port}")
         names = []
-        for _ in range(4):
+        for _unused in range(4):
             response = await gateway.get("/users/1")
             assert response.status == 200
             names.append((await response.json())["name"])
@@ -213,7 +213,7 @@ async def test_retry_on_another_replica(start):
         assert good["seen"][-1]["headers"]["Host"] == f"users.test:{port}"
         assert resolved[0] == ("users.test", port)
         # a POST is not retried: the failing replica's answer is returned
-        statuses = [(await gateway.post("/users", json={})).status for _ in range(2)]
+        statuses = [(await gateway.post("/users", json={})).status for _unused in range(2)]
         assert sorted(statuses) == [200, 503]
     finally:
         for runner in runners:
@@ -230,7 +230,7 @@ async def test_retry_when_a_replica_refuses(start):
     try:
         gateway = await start("gateway", use_infra=False, options={"resolver": resolver},
                               user_service_url=f"http://users.test:{port}")
-        for _ in range(3):
+        for _unused in range(3):
             response = await gateway.get("/users/")
             assert response.status == 200
         assert len(good["seen"]) == 3

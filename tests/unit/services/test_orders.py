@@ -52,7 +52,7 @@ async def test_create_get_list_with_computed_total(start):
 
 
 async def test_order_for_missing_user(start):
-    users, orders, _ = await _services(start)
+    users, orders, _unused = await _services(start)
     response = await orders.post("/", json={"user_id": 99999999, "items": [
         {"sku": "A", "quantity": 1, "unit_price": "1.00"}]})
     assert response.status == 422

@@ -132,7 +132,7 @@ async def test_concurrent_identical_posts_charge_once(start, infra):
         key = "conc-" + uuid.uuid4().hex
         body = {"order_id": order["id"], "amount": "7.00", "method": "card"}
         responses = await asyncio.gather(*(payments.post("/", json=body, headers={"Idempotency-Key": key})
-                                           for _ in range(2)))
+                                           for _unused in range(2)))
         assert [r.status for r in responses] == [201, 201]
         results = [await r.json() for r in responses]
         assert results[0]["id"] == results[1]["id"]
@@ -144,7 +144,7 @@ async def test_concurrent_posts_without_key_charge_once(start, infra):
     users, orders, payments = await _stack(start)
     order = await _order(users, orders, "3.00")
     body = {"order_id": order["id"], "amount": "3.00", "method": "card"}
-    responses = await asyncio.gather(*(payments.post("/", json=body) for _ in range(3)))
+    responses = await asyncio.gather(*(payments.post("/", json=body) for _unused in range(3)))
     assert sorted(r.status for r in responses) == [201, 409, 409]
     rows = sql(infra, "payments", "SELECT COUNT(*) AS n FROM payments WHERE order_id = %s AND status = 'completed'",
                (order["id"],))

@@ -77,8 +77,8 @@ def test_healthcheck_is_laid_over_the_defaults():
 
 def test_config_hash_label_except_for_reloadable_services():
     result = by_name(specs())
-    assert result["mysql-db"]["labels"] == {"dockerlab.stack": "ecommerce", "dockerlab.component": "mysql-db",
-                                           "dockerlab.config-hash": "h1"}
+    assert result["mysql-db"]["labels"] == {
+        "dockerlab.stack": "ecommerce", "dockerlab.component": "mysql-db", "dockerlab.config-hash": "h1"}
     assert "dockerlab.config-hash" not in result["load-balancer"]["labels"]
     assert result["load-balancer"]["mounts"] == [
         {"type": "bind", "source": "/opt/dl/load-balancer/conf.d", "target": "/etc/nginx/conf.d", "read_only": True}]
@@ -119,8 +119,8 @@ def test_hashes_and_changed_components_follow_the_written_files():
     from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import changed_components, config_hashes
     files = stack_config_files(services(), "/opt/dl", "offline")
     # The module returns secrets after the other files: results are matched by path.
-    written = [{"path": files[i]["path"], "checksum": c, "changed": ch} for i, c, ch in ((2, "c", False), (0, "a", False),
-                                                                                   (1, "b", True))]
+    order = ((2, "c", False), (0, "a", False), (1, "b", True))
+    written = [{"path": files[i]["path"], "checksum": c, "changed": ch} for i, c, ch in order]
     hashes = config_hashes(files, written)
     assert set(hashes) == {"load-balancer", "mysql-db"}
     other = [dict(w, checksum="x") if w["path"] == files[1]["path"] else w for w in written]

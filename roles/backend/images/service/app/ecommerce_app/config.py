@@ -48,7 +48,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0:
+    if value <= 0:
         raise ConfigError(f"{name} must be > 0, got {raw!r}")
     return value
 

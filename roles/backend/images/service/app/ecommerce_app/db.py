@@ -228,7 +228,7 @@ class Database:
                 pass
         while True:
             try:
-                conn, _ = self._pool.get_nowait()
+                conn, _unused = self._pool.get_nowait()
             except queue.Empty:
                 break
             self._close_quietly(conn)

@@ -124,7 +124,7 @@ async def create_order(request: web.Request) -> web.Response:
     total = sum((item["line_total"] for item in items), Decimal("0")).quantize(CENT)
 
     users: Peer = request.app["users"]
-    status, _ = await users.call("GET", f"/{user_id}", request_id_of(request))
+    status, _unused = await users.call("GET", f"/{user_id}", request_id_of(request))
     if status == 404:
         raise unprocessable(f"user {user_id} does not exist", "user_id")
     if status != 200:

@@ -151,7 +151,7 @@ async def _charge(request: web.Request, order_id: int, amount: Decimal, method: 
         raise conflict(f"order {order_id} is already paid or being paid", "order_id") from None
 
     try:
-        status, _ = await orders.call("POST", f"/{order_id}/paid", request_id, {"payment_id": payment_id})
+        status, _unused = await orders.call("POST", f"/{order_id}/paid", request_id, {"payment_id": payment_id})
     except DependencyUnavailable:
         await db.run(_settle, payment_id, "failed", 503)
         raise
