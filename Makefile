@@ -11,12 +11,14 @@ export PATH := $(BIN):$(PATH)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help venv host up images validate teardown purge test lint unit integration sanity molecule bench clean
+.PHONY: help venv host tools up images validate report teardown purge test lint unit integration sanity molecule bench clean
 
 help:
 	@echo "make up        deploy the lab on this machine (virtualenv, Docker host, images, site.yml)"
 	@echo "make test      lint, unit tests, image tests, ansible-test sanity and the Molecule scenario"
-	@echo "make bench     time a cold and a no-op converge and the offline image builds"
+	@echo "make bench     time image builds, converges, health validation and the request path"
+	@echo "make validate  check the running lab (playbooks/validate.yml)"
+	@echo "make report    write the topology report under reports/ (playbooks/report.yml)"
 	@echo "make teardown  remove the lab's containers and networks (data volumes stay)"
 	@echo "make purge     remove the lab and its data volumes"
 
@@ -38,30 +40,42 @@ up: host
 images: host
 	$(BIN)/ansible-playbook site.yml --tags images
 
+validate: venv
+	$(BIN)/ansible-playbook playbooks/validate.yml
+
+report: venv
+	$(BIN)/ansible-playbook playbooks/report.yml
+
 teardown: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml
 
 purge: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml -e purge=true
 
-test: host lint unit integration sanity molecule
+test: host tools lint images unit integration sanity molecule
+
+# What the tests drive besides Python: Debian's Chromium and ChromeDriver (browser test of
+# the demo page) and shellcheck (one of ansible-test's sanity tests).
+TEST_PACKAGES := chromium chromium-driver shellcheck
+tools:
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 
+# The services' unit tests run against real MariaDB and Redis from the offline images.
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
 
 # The offline image recipes, built and run for real against their official interface.
+# The base image the images role made (recorded in the stack's images.json).
+BASE_IMAGE = $$($(BIN)/python -c 'import json; print(json.load(open("/opt/dockerlab/ecommerce/images.json"))["base"])')
 integration: images
-	DOCKERLAB_BASE_IMAGE="$$(docker image ls dockerlab/ecommerce-base --format '{{.Repository}}:{{.Tag}}' | head -n 1)" \
-	  $(BIN)/python -m pytest tests/integration -q
+	DOCKERLAB_BASE_IMAGE="$(BASE_IMAGE)" $(BIN)/python -m pytest tests/integration -q
 
-# shellcheck is one of the sanity tests; ansible-test skips it (with a warning) without it.
 sanity: venv
-	command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; } \
-	  || echo "sanity: shellcheck could not be installed; ansible-test will skip its shellcheck test"
 	tests/sanity/run.sh
 
 molecule: host

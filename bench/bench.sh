@@ -37,6 +37,18 @@ timed image_build_cached playbook site.yml --tags images
 timed converge_cold      playbook site.yml
 timed converge_noop      playbook site.yml
 
+# Health validation: the stack_health module's own time (profile_tasks) beside the same
+# checks run one after another by the course's kind of shell script.
+timed course_checks bench/course_checks.sh
+ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks playbook playbooks/validate.yml >"$log.validate" 2>&1
+secs[stack_health]=$(sed -n 's/^Check the whole stack -* \([0-9.]*\)s$/\1/p' "$log.validate" | head -n 1)
+cat "$log.validate" >>"$log" && rm -f "$log.validate"
+printf '  %-28s %8.1f s\n' stack_health_module "${secs[stack_health]}"
+
+echo
+echo "bench: request path (wrk from a client container on the lab's networks)"
+bench/request_path.sh | tee -a "$log"
+
 playbook playbooks/teardown.yml -e purge=true >>"$log" 2>&1
 
 ratio() { calc "$1 / $2"; }
@@ -46,3 +58,5 @@ printf '%-46s %s\n' "cached image build / cold image build" "$(ratio "${secs[ima
 printf '%-46s %s\n' "no-op converge / cold converge" "$(ratio "${secs[converge_noop]}" "${secs[converge_cold]}")"
 printf '%-46s %s\n' "no-op converge (target < 20 s)" "$(verdict "${secs[converge_noop]}" 20)"
 printf '%-46s %s\n' "cached image build (target < 10 s)" "$(verdict "${secs[image_build_cached]}" 10)"
+printf '%-46s %s\n' "stack_health module / course's shell checks" "$(ratio "${secs[stack_health]}" "${secs[course_checks]}")"
+printf '%-46s %s\n' "stack_health module time (target <= 2 s)" "$(verdict "${secs[stack_health]}" 2.001)"
