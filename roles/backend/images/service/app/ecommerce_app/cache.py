@@ -25,10 +25,13 @@ class Cache:
         self.logger = logger
         self.prefix = prefix
         self.ttl = config.cache_ttl
-        self.client = aioredis.Redis(
+        # A blocking pool: under a burst, a request waits briefly for a free connection
+        # instead of failing with "Too many connections" (and marking the service degraded).
+        pool = aioredis.BlockingConnectionPool(
             host=config.redis_host, port=config.redis_port, db=config.redis_db,
             password=config.redis_password or None, socket_timeout=1.0, socket_connect_timeout=1.0,
-            max_connections=64)
+            max_connections=64, timeout=1.0)
+        self.client = aioredis.Redis(connection_pool=pool)
         self._failed_at = 0.0
         self.last_error = ""
 

@@ -14,7 +14,9 @@ from .logs import JsonLogger
 from .metrics import Metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# The same ids the load balancer keeps (roles/frontend/templates/nginx/load-balancer.conf.j2),
+# so a client's id reaches every hop's log line unchanged.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+/-]{1,128}$")
 _KEEP_HEADERS = ("Allow", "Retry-After")
 
 

@@ -159,7 +159,7 @@ async def list_orders(request: web.Request) -> web.Response:
     if status is not None:
         clauses.append("status = %s")
         params.append(status)
-    where = " AND ".join(clauses) + " ORDER BY id LIMIT %s OFFSET %s"
+    where = " AND ".join(clauses) + " ORDER BY id DESC LIMIT %s OFFSET %s"
     orders = await request.app["db"].run(_load, where, (*params, limit, offset))
     return web.json_response({"orders": orders, "count": len(orders), "limit": limit, "offset": offset})
 

@@ -192,10 +192,10 @@ async def list_payments(request: web.Request) -> web.Response:
 
     def select(cursor):
         if order_id is not None:
-            cursor.execute(f"SELECT {COLUMNS} FROM payments WHERE order_id = %s ORDER BY id LIMIT %s OFFSET %s",
+            cursor.execute(f"SELECT {COLUMNS} FROM payments WHERE order_id = %s ORDER BY id DESC LIMIT %s OFFSET %s",
                            (order_id, limit, offset))
         else:
-            cursor.execute(f"SELECT {COLUMNS} FROM payments ORDER BY id LIMIT %s OFFSET %s", (limit, offset))
+            cursor.execute(f"SELECT {COLUMNS} FROM payments ORDER BY id DESC LIMIT %s OFFSET %s", (limit, offset))
         return cursor.fetchall()
 
     rows = await request.app["db"].run(select)

@@ -80,7 +80,7 @@ async def list_users(request: web.Request) -> web.Response:
         if email:
             cursor.execute(f"SELECT {COLUMNS} FROM users WHERE email = %s", (email.strip().lower(),))
         else:
-            cursor.execute(f"SELECT {COLUMNS} FROM users ORDER BY id LIMIT %s OFFSET %s", (limit, offset))
+            cursor.execute(f"SELECT {COLUMNS} FROM users ORDER BY id DESC LIMIT %s OFFSET %s", (limit, offset))
         return cursor.fetchall()
 
     rows = await request.app["db"].run(select)
