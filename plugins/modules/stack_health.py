@@ -36,6 +36,8 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+extends_documentation_fragment:
+  - dockerlab.ecommerce.docker_api
 options:
   services:
     description:
@@ -137,18 +139,6 @@ options:
       - With V(false) the results are returned and the task succeeds.
     type: bool
     default: true
-  docker_host:
-    description:
-      - The URL or Unix socket path of the Docker API.
-      - If the value is not specified in the task, the value of environment variable E(DOCKER_HOST) is used instead.
-    type: str
-    default: unix:///var/run/docker.sock
-    aliases:
-      - docker_url
-  api_timeout:
-    description: Seconds to wait for an answer of the Docker API.
-    type: int
-    default: 30
 notes:
   - Checks without C(from_container) connect from the target host; run the module on the Docker host (or a host
     that reaches the published ports).

@@ -39,6 +39,8 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+extends_documentation_fragment:
+  - dockerlab.ecommerce.docker_api
 options:
   stack_name:
     description: The value of the C(dockerlab.stack) label of the stack's objects.
@@ -110,18 +112,6 @@ options:
     description: Fail the task when there is a violation (after writing the files). Its message lists them.
     type: bool
     default: false
-  docker_host:
-    description:
-      - The URL or Unix socket path of the Docker API.
-      - If the value is not specified in the task, the value of environment variable E(DOCKER_HOST) is used instead.
-    type: str
-    default: unix:///var/run/docker.sock
-    aliases:
-      - docker_url
-  api_timeout:
-    description: Seconds to wait for an answer of the Docker API.
-    type: int
-    default: 30
   workers:
     description: Docker API calls and reachability probes run at the same time.
     type: int

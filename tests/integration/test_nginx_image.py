@@ -49,40 +49,21 @@ from pathlib import Path
 import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
+
+from docker_env import require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
 jinja2 = pytest.importorskip("jinja2", reason="Jinja2 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE_DIR = REPO_ROOT / "roles" / "frontend" / "images" / "nginx"
 TEMPLATES_DIR = REPO_ROOT / "roles" / "frontend" / "templates" / "nginx"
 SITE_DIR = REPO_ROOT / "roles" / "frontend" / "files" / "site"
-BASE_IMAGE = os.environ.get("DOCKERLAB_BASE_IMAGE", "").strip()
 PREFIX = os.environ.get("DOCKERLAB_TEST_PREFIX", "").strip() or "pytest-nginx-"
 NGINX_TAG = "dockerlab-test/nginx:pytest"
 METHODS = ("round_robin", "least_conn", "ip_hash", "weighted")
 RUN_ID = uuid.uuid4().hex[:8]
 
 
-def _engine_problem() -> str | None:
-    try:
-        client = docker.from_env(timeout=15)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # any failure means: no usable engine
-        return f"no Docker engine answers ({exc.__class__.__name__}: {exc})"
-    return None
-
-
-if not BASE_IMAGE:
-    pytest.skip(
-        "DOCKERLAB_BASE_IMAGE is not set: it must name a local Debian bookworm "
-        "image to build the offline nginx image from",
-        allow_module_level=True,
-    )
-_problem = _engine_problem()
-if _problem:
-    pytest.skip(_problem, allow_module_level=True)
+BASE_IMAGE = require_engine_and_base(docker, "the offline nginx image")
 
 
 # --------------------------------------------------------------------------

@@ -32,7 +32,6 @@ so a second run reuses the build cache.
 from __future__ import annotations
 
 import gzip
-import os
 import time
 import uuid
 from pathlib import Path
@@ -41,9 +40,10 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
+from docker_env import require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "roles" / "data" / "images"
-BASE_IMAGE = os.environ.get("DOCKERLAB_BASE_IMAGE", "").strip()
 MYSQL_TAG = "dockerlab-test/mysql:pytest"
 REDIS_TAG = "dockerlab-test/redis:pytest"
 PREFIX = "pytest-img-"
@@ -55,27 +55,7 @@ APP_PW = "app-Pw-123"
 REDIS_PW = "s3cret-redis-pw"
 
 
-def _engine_problem() -> str | None:
-    try:
-        client = docker.from_env(timeout=15)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # any failure means: no usable engine
-        return f"no Docker engine answers ({exc.__class__.__name__}: {exc})"
-    return None
-
-
-if not BASE_IMAGE:
-    pytest.skip(
-        "DOCKERLAB_BASE_IMAGE is not set: it must name a local Debian bookworm "
-        "image to build the offline data images from",
-        allow_module_level=True,
-    )
-_problem = _engine_problem()
-if _problem:
-    pytest.skip(_problem, allow_module_level=True)
+BASE_IMAGE = require_engine_and_base(docker, "the offline data images")
 
 
 # --------------------------------------------------------------------------

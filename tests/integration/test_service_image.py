@@ -19,7 +19,6 @@ Skipped, with the reason, without DOCKERLAB_BASE_IMAGE, a Docker engine or the d
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -29,9 +28,10 @@ import pytest
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 requests = pytest.importorskip("requests", reason="requests is not installed")
 
+from docker_env import require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = REPO_ROOT / "roles" / "backend" / "images" / "service"
-BASE_IMAGE = os.environ.get("DOCKERLAB_BASE_IMAGE", "").strip()
 TAG = "h3s-ecommerce-service:pytest"
 PREFIX = "h3s-int-"
 ROOT_PW = "h3s-Root-pw"
@@ -48,18 +48,11 @@ GRANT ALL PRIVILEGES ON payments.* TO '{APP_USER}'@'%';
 FLUSH PRIVILEGES;
 """
 
-if not BASE_IMAGE:
-    pytest.skip("DOCKERLAB_BASE_IMAGE is not set: it must name a local Debian bookworm image "
-                "to build the service image from", allow_module_level=True)
+BASE_IMAGE = require_engine_and_base(docker, "the service image")
 
 
 def _client():
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except Exception as exc:
-        pytest.skip(f"no Docker engine answers ({exc.__class__.__name__}: {exc})", allow_module_level=True)
+    return docker.from_env(timeout=120)
 
 
 def _latest_tag(client, repository):

@@ -11,7 +11,7 @@ from .db import TABLE_OPTIONS, Database, utcnow
 from .http_errors import bad_request, conflict, not_found, unprocessable
 from .logs import utc_iso
 from .middleware import request_id_of
-from .peers import Peer, make_session
+from .peers import Peer, setup_database_service
 from .validation import (CENT, money, paging, path_id, positive_int, query_int, read_json_object,
                          required_positive_int, string_field)
 
@@ -199,21 +199,8 @@ async def mark_paid(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    config = app["config"]
-    db = Database(config, app["logger"], MIGRATIONS, "order-service")
-    app["db"] = db
-    app["health_checks"]["database"] = db.check
-
-    async def lifecycle(app):
-        session = make_session()
-        app["users"] = Peer("user-service", config.user_service_url, session, config.request_timeout,
-                            app["metrics"], config.service_name)
-        db.start()
-        yield
-        await session.close()
-        await db.close()
-
-    app.cleanup_ctx.append(lifecycle)
+    setup_database_service(app, "order-service", MIGRATIONS,
+                           {"users": ("user-service", app["config"].user_service_url)})
     app.router.add_post("/", create_order)
     app.router.add_get("/", list_orders)
     app.router.add_get("/{id}", get_order)

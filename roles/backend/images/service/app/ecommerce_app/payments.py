@@ -30,7 +30,7 @@ from .db import TABLE_OPTIONS, Database, duplicate_key, utcnow
 from .http_errors import ApiError, DependencyUnavailable, bad_request, conflict, not_found, unprocessable
 from .logs import utc_iso
 from .middleware import request_id_of
-from .peers import Peer, make_session
+from .peers import Peer, setup_database_service
 from .validation import (CENT, money, paging, path_id, query_int, read_json_object, required_positive_int,
                          string_field)
 
@@ -212,21 +212,8 @@ async def get_payment(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    config = app["config"]
-    db = Database(config, app["logger"], MIGRATIONS, "payment-service")
-    app["db"] = db
-    app["health_checks"]["database"] = db.check
-
-    async def lifecycle(app):
-        session = make_session()
-        app["orders"] = Peer("order-service", config.order_service_url, session, config.request_timeout,
-                             app["metrics"], config.service_name)
-        db.start()
-        yield
-        await session.close()
-        await db.close()
-
-    app.cleanup_ctx.append(lifecycle)
+    setup_database_service(app, "payment-service", MIGRATIONS,
+                           {"orders": ("order-service", app["config"].order_service_url)})
     app.router.add_post("/", create_payment)
     app.router.add_get("/", list_payments)
     app.router.add_get("/{id}", get_payment)

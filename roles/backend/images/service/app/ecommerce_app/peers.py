@@ -8,7 +8,9 @@ from decimal import Decimal
 from typing import Any, Optional, Tuple
 
 import aiohttp
+from aiohttp import web
 
+from .db import Database
 from .http_errors import DependencyUnavailable
 from .middleware import REQUEST_ID_HEADER
 
@@ -59,3 +61,27 @@ class Peer:
         except ValueError:
             raise DependencyUnavailable(self.name, "invalid JSON answer") from None
         return status, data
+
+
+def setup_database_service(app: web.Application, name: str, migrations, peers: dict) -> None:
+    """What order- and payment-service share: their own database (health-checked) and a
+    client for each peer they call, opened and closed with the app.
+
+    ``peers`` maps an app key to ``(peer service name, its URL)``, e.g.
+    ``{"users": ("user-service", config.user_service_url)}``.
+    """
+    config = app["config"]
+    db = Database(config, app["logger"], migrations, name)
+    app["db"] = db
+    app["health_checks"]["database"] = db.check
+
+    async def lifecycle(app):
+        session = make_session()
+        for key, (peer, url) in peers.items():
+            app[key] = Peer(peer, url, session, config.request_timeout, app["metrics"], config.service_name)
+        db.start()
+        yield
+        await session.close()
+        await db.close()
+
+    app.cleanup_ctx.append(lifecycle)

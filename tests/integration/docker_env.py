@@ -1,0 +1,35 @@
+"""What every image test needs before it can run: the Docker SDK, an engine that answers,
+and the Debian base image to build on (DOCKERLAB_BASE_IMAGE). Each test module calls
+``require_engine_and_base(...)`` at import time and is skipped, with the reason, when
+something is missing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def engine_problem(docker) -> str | None:
+    """Why no Docker engine can be used, or None."""
+    try:
+        client = docker.from_env(timeout=15)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # any failure means: no usable engine
+        return f"no Docker engine answers ({exc.__class__.__name__}: {exc})"
+    return None
+
+
+def require_engine_and_base(docker, what: str) -> str:
+    """Skip the calling module unless an engine answers and a base image is named; return it."""
+    base = os.environ.get("DOCKERLAB_BASE_IMAGE", "").strip()
+    if not base:
+        pytest.skip(f"DOCKERLAB_BASE_IMAGE is not set: it must name a local Debian bookworm image to build {what} from",
+                    allow_module_level=True)
+    problem = engine_problem(docker)
+    if problem:
+        pytest.skip(problem, allow_module_level=True)
+    return base
