@@ -55,8 +55,8 @@ purge: venv
 test: host tools lint images unit integration sanity molecule
 
 # What the tests drive besides Python: Debian's Chromium and ChromeDriver (browser test of
-# the demo page) and shellcheck (one of ansible-test's sanity tests).
-TEST_PACKAGES := chromium chromium-driver shellcheck
+# the demo page), graphviz (the report's SVG) and shellcheck (an ansible-test sanity test).
+TEST_PACKAGES := chromium chromium-driver graphviz shellcheck
 tools:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi

@@ -8,6 +8,7 @@ failed=0
 check() {  # check LABEL command...
   if ! "$@" >/dev/null 2>&1; then echo "FAILED: $1"; failed=$((failed + 1)); fi
 }
+# shellcheck disable=SC2317  # called through check
 healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$1")" = healthy ]; }
 for c in mysql-db redis-cache user-service order-service payment-service api-gateway web-server-1 web-server-2 load-balancer; do
   check healthy "$c"

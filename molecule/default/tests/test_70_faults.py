@@ -4,7 +4,7 @@ Runs before the persistence tests, which rebuild the stack."""
 
 import pytest
 
-from conftest import run_playbook, wait_healthy
+from conftest import REPO, run_playbook, wait_healthy
 
 
 @pytest.fixture
@@ -65,3 +65,6 @@ def test_the_stack_is_whole_again(client):
     rc, out = report()
     assert rc == 0, out[-3000:]
     assert "No violations." in out
+    # make test installs graphviz, so the report also renders its SVG.
+    svg = (REPO / "reports" / "topology.svg").read_text()
+    assert "<svg" in svg and "ecommerce-database" in svg and "mysql-db" in svg

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # vim:sw=4:ts=4:et
 # As in the official image: render /etc/nginx/templates/**/*.template into
 # /etc/nginx/conf.d with envsubst, substituting only defined variables
@@ -41,6 +41,8 @@ auto_envsubst() {
     local filter="${NGINX_ENVSUBST_FILTER:-}"
 
     local template defined_envs relative_path output_path subdir
+    # Literal ${NAME} for each variable, split on purpose: envsubst's SHELL-FORMAT list.
+    # shellcheck disable=SC2016,SC2046
     defined_envs=$(printf '${%s} ' $(awk "END { for (name in ENVIRON) { print ( name ~ /${filter}/ ) ? name : \"\" } }" < /dev/null ))
     [ -d "$template_dir" ] || return 0
     if [ ! -w "$output_dir" ]; then
