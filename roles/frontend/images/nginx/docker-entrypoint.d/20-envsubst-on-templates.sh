@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # vim:sw=4:ts=4:et
 # As in the official image: render /etc/nginx/templates/**/*.template into
 # /etc/nginx/conf.d with envsubst, substituting only defined variables
