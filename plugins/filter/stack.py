@@ -128,12 +128,13 @@ def stack_config_files(services, config_dir, profile):
     return files
 
 
-def upstream_servers(services, key, port, weights=None):
+def upstream_servers(services, key, port, weights=None, weights_var="weights"):
     """The containers of service ``key`` as load-balancer upstream servers.
 
     Returns ``[{host, port, weight}]`` in replica order; ``weights`` gives each replica's
     weight by position (missing ones are 1). A weight that is not a positive integer is an
-    error naming it, so a bad inventory fails before nginx sees it.
+    error naming ``weights_var`` (the variable it came from), so a bad inventory fails in
+    the precheck, before anything changes.
     """
     weights = list(weights or [])
     names = [r["name"] for r in expand_containers({"services": {key: services[key]}})] if key in services else []
@@ -142,13 +143,13 @@ def upstream_servers(services, key, port, weights=None):
         weight = weights[index] if index < len(weights) else 1
         if isinstance(weight, bool) or not str(weight).isdigit() or int(weight) < 1:
             raise AnsibleFilterError(
-                "weight %r for %s (position %d of the weights list) must be a whole number of at least 1"
-                % (weight, name, index + 1))
+                "%s: weight %r for %s (position %d) must be a whole number of at least 1"
+                % (weights_var, weight, name, index + 1))
         servers.append({"host": name, "port": int(port), "weight": int(weight)})
     if len(weights) > len(names):
         raise AnsibleFilterError(
-            "%d weights are given for %d %s containers; give one weight per container"
-            % (len(weights), len(names), key))
+            "%s: %d weights are given for %d %s containers; give one weight per container"
+            % (weights_var, len(weights), len(names), key))
     return servers
 
 

@@ -27,8 +27,10 @@ MALFORMED = {
     ({"image_source": "cloud"}, ["images_source", "cloud", "auto, upstream, offline"]),
     ({"data_redis_maxmemory_policy": "sometimes"}, ["data_redis_maxmemory_policy", "sometimes"]),
     ({"frontend_web_method": "fastest"}, ["frontend_web_method", "fastest", "round_robin, least_conn, ip_hash, weighted"]),
-    ({"frontend_web_method": "weighted", "frontend_web_weights": [3, 0]}, ["frontend_web_weights", "at least 1"]),
-    ({"frontend_web_weights": [1, 1, 1]}, ["frontend_web_weights", "one whole number of at least 1 per web server"]),
+    ({"frontend_web_method": "weighted", "frontend_web_weights": [3, 0]},
+     ["frontend_web_weights: weight 0 for web-server-2 (position 2) must be a whole number of at least 1"]),
+    ({"frontend_web_weights": [1, 1, 1]},
+     ["frontend_web_weights: 3 weights are given for 2 web-server containers; give one weight per container"]),
 ], ids=["overlapping-subnets", "malformed-subnet", "unknown-image-source", "bad-choice", "unknown-lb-method",
         "zero-weight", "too-many-weights"])
 def test_bad_inventory_fails_first_and_touches_nothing(client, extra_vars, expected):

@@ -175,14 +175,14 @@ def test_upstream_servers_follow_the_replicas_and_weights():
 
 
 @pytest.mark.parametrize("weights, message", [
-    ([0], "weight 0 for web-server-1"),
-    (["heavy"], "weight 'heavy' for web-server-1"),
-    ([1, 1, 1], "3 weights are given for 2 web-server containers"),
+    ([0], "w: weight 0 for web-server-1"),
+    (["heavy"], "w: weight 'heavy' for web-server-1"),
+    ([1, 1, 1], "w: 3 weights are given for 2 web-server containers"),
 ])
 def test_bad_weights_are_refused_by_name(weights, message):
     from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import upstream_servers
     with pytest.raises(AnsibleFilterError, match=message):
-        upstream_servers(services(), "web-server", 80, weights)
+        upstream_servers(services(), "web-server", 80, weights, "w")
 
 
 def test_flows_with_lists_expand_to_single_flows():
