@@ -274,11 +274,9 @@ junit_path:
   sample: /var/tmp/ecommerce-health.xml
 """
 
-import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils.files import atomic_write
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.docker_client import (
     DOCKER_SDK_IMPORT_ERROR,
     HAS_DOCKER_SDK,
@@ -295,20 +293,6 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils.health import 
     run_checks,
     summarize,
 )
-
-
-def write_file(module, path, content):
-    """Write ``content`` (bytes) at ``path`` through a temporary file and an atomic move."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        module.fail_json(msg=f'Cannot write {path}: the directory {directory} does not exist; create it first')
-    try:
-        handle, tmp = tempfile.mkstemp(dir=directory, prefix='.stack_health-')
-        with os.fdopen(handle, 'wb') as out:
-            out.write(content)
-    except OSError as exc:
-        module.fail_json(msg=f'Cannot write {path}: {to_native(exc.strerror or exc)}; check the directory permissions')
-    module.atomic_move(tmp, path)
 
 
 def run_module():
@@ -374,7 +358,7 @@ def run_module():
     result = {'changed': False, 'checks': results, 'summary': summary}
 
     if params['junit_path'] and not module.check_mode:
-        write_file(module, params['junit_path'], junit_xml(results))
+        atomic_write(module, params['junit_path'], junit_xml(results), prefix='.stack_health-')
         result['junit_path'] = params['junit_path']
 
     if summary['failed'] and params['fail_on_error']:

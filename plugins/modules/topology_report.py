@@ -209,11 +209,10 @@ files:
     markdown: {path: /srv/ecommerce/report/access-info.md, changed: true}
 """
 
-import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils.files import atomic_write
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.docker_client import (
     DOCKER_SDK_IMPORT_ERROR,
     HAS_DOCKER_SDK,
@@ -259,16 +258,7 @@ def put_file(module, path, content):
         return False
     if module.check_mode:
         return True
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        module.fail_json(msg=f'Cannot write {path}: the directory {directory} does not exist; create it first')
-    try:
-        handle, tmp = tempfile.mkstemp(dir=directory, prefix='.topology_report-')
-        with os.fdopen(handle, 'wb') as out:
-            out.write(content)
-    except OSError as exc:
-        module.fail_json(msg=f'Cannot write {path}: {to_native(exc.strerror or exc)}; check the directory permissions')
-    module.atomic_move(tmp, path)
+    atomic_write(module, path, content, prefix='.topology_report-')
     return True
 
 

@@ -33,3 +33,11 @@ def require_engine_and_base(docker, what: str) -> str:
     if problem:
         pytest.skip(problem, allow_module_level=True)
     return base
+
+
+def container_logs(docker, container) -> str:
+    """A container's output, or a note when it is already gone (for assertion messages)."""
+    try:
+        return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+    except docker.errors.NotFound:
+        return "<container gone>"

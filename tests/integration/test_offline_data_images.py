@@ -40,7 +40,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "roles" / "data" / "images"
@@ -67,10 +67,7 @@ def _name(what: str) -> str:
 
 
 def _logs(container) -> str:
-    try:
-        return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-    except docker.errors.NotFound:
-        return "<container gone>"
+    return container_logs(docker, container)
 
 
 def _exec(container, cmd, env=None):
