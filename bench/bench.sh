@@ -52,7 +52,7 @@ bench/request_path.sh | tee -a "$log"
 playbook playbooks/teardown.yml -e purge=true >>"$log" 2>&1
 
 ratio() { calc "$1 / $2"; }
-verdict() { if [ "$(calc "$1 < $2")" = True ]; then echo "within target ($1 s)"; else echo "OVER TARGET ($1 s)"; fi; }
+verdict() { if python3 -c "import sys; sys.exit(0 if $1 < $2 else 1)"; then echo "within target ($1 s)"; else echo "OVER TARGET ($1 s)"; fi; }
 echo
 printf '%-46s %s\n' "cached image build / cold image build" "$(ratio "${secs[image_build_cached]}" "${secs[image_build_cold]}")"
 printf '%-46s %s\n' "no-op converge / cold converge" "$(ratio "${secs[converge_noop]}" "${secs[converge_cold]}")"
