@@ -6,6 +6,7 @@ something is missing."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -41,3 +42,29 @@ def container_logs(docker, container) -> str:
         return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
     except docker.errors.NotFound:
         return "<container gone>"
+
+
+def wait_for(docker, predicate, timeout: float, what: str, container=None, interval: float = 0.3, retry_on=()):
+    """Poll predicate() until it returns a truthy value or the deadline passes.
+
+    Exceptions of the types in ``retry_on`` count as "not yet"; any other propagates. Fails
+    early (with the container's logs) when the container stopped.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+        except retry_on as exc:  # pylint: disable=catching-non-exception  # a tuple of exception types
+            last = exc
+        else:
+            if last:
+                return last
+        if container is not None:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                pytest.fail(f"{container.name} stopped while waiting for {what}:\n{container_logs(docker, container)}")
+        if time.monotonic() > deadline:
+            logs = container_logs(docker, container) if container is not None else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{logs}")
+        time.sleep(interval)

@@ -24,7 +24,6 @@ images are not built.  Run: ``.venv/bin/python -m pytest tests/integration/test_
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import socket
@@ -36,7 +35,7 @@ import pytest
 docker = pytest.importorskip('docker', reason='the Docker SDK for Python (docker) is not installed')
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'unit'))
-import conftest as _unit_conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from conftest import unused_subnets  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils import health  # noqa: E402
@@ -82,21 +81,6 @@ def _free_port():
     return port
 
 
-def _unused_subnets(count):
-    taken = []
-    for network in CLIENT.api.networks():
-        for config in (network.get('IPAM') or {}).get('Config') or []:
-            if config.get('Subnet'):
-                taken.append(ipaddress.ip_network(config['Subnet'], strict=False))
-    found = []
-    for candidate in ipaddress.ip_network('10.231.0.0/16').subnets(new_prefix=24):
-        if not any(candidate.version == t.version and candidate.overlaps(t) for t in taken):
-            found.append(str(candidate))
-            if len(found) == count:
-                return found
-    pytest.skip('no unused /24 in 10.231.0.0/16 for the test networks')
-
-
 def _cleanup():
     for container in CLIENT.containers.list(all=True, filters={'name': 'h4-'}):
         if container.name.startswith('h4-'):
@@ -114,7 +98,7 @@ def _health(test):
 @pytest.fixture(scope='module')
 def stack():
     _cleanup()
-    subnet_a, subnet_b = _unused_subnets(2)
+    subnet_a, subnet_b = unused_subnets(CLIENT.api.networks(), 2)
     cache_port = _free_port()
     CLIENT.networks.create('h4-net-a', driver='bridge', labels=LABELS,
                            ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet_a)]))

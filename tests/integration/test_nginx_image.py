@@ -50,7 +50,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 jinja2 = pytest.importorskip("jinja2", reason="Jinja2 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,26 +86,7 @@ def _exec(container, cmd):
 
 
 def _wait_for(predicate, timeout: float, what: str, container=None, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = predicate()
-        except (OSError, http.client.HTTPException) as exc:
-            last = exc
-            ok = False
-        else:
-            ok = bool(last)
-        if ok:
-            return last
-        if container is not None:
-            container.reload()
-            if container.status in ("exited", "dead"):
-                pytest.fail(f"{container.name} stopped while waiting for {what}:\n{_logs(container)}")
-        if time.monotonic() > deadline:
-            logs = _logs(container) if container is not None else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{logs}")
-        time.sleep(interval)
+    return wait_for(docker, predicate, timeout, what, container, interval, retry_on=(OSError, http.client.HTTPException))
 
 
 def _put_files(container, directory: str, files: dict[str, str]) -> None:

@@ -32,7 +32,6 @@ so a second run reuses the build cache.
 from __future__ import annotations
 
 import gzip
-import time
 import uuid
 from pathlib import Path
 
@@ -40,7 +39,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, require_engine_and_base  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "roles" / "data" / "images"
@@ -82,24 +81,7 @@ def _exec(container, cmd, env=None):
 
 
 def _wait_for(predicate, timeout: float, what: str, container=None, interval: float = 0.3):
-    """Poll predicate() until it returns a truthy value or the deadline passes.
-
-    Fails early (with the container's logs) when the container stopped.
-    """
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if container is not None:
-            container.reload()
-            if container.status in ("exited", "dead"):
-                pytest.fail(f"{container.name} stopped while waiting for {what}:\n{_logs(container)}")
-        if time.monotonic() > deadline:
-            logs = _logs(container) if container is not None else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{logs}")
-        time.sleep(interval)
+    return wait_for(docker, predicate, timeout, what, container, interval)
 
 
 def _ip(container) -> str:

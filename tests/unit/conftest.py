@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import copy
 import importlib
+import ipaddress
 import importlib.util
 import os
 import shutil
@@ -198,3 +199,19 @@ DEFAULT_CONTAINERS = [
 def topology():
     """The course's default topology as (networks, volumes, services_by_var); a fresh deep copy per test."""
     return copy.deepcopy(DEFAULT_NETWORKS), copy.deepcopy(DEFAULT_VOLUMES), copy.deepcopy(DEFAULT_SERVICES)
+
+
+def unused_subnets(existing_networks, count):
+    """``count`` /24 subnets that overlap no network of the Docker engine."""
+    taken = []
+    for network in existing_networks or []:
+        for config in (network.get('IPAM') or {}).get('Config') or []:
+            if config.get('Subnet'):
+                taken.append(ipaddress.ip_network(config['Subnet'], strict=False))
+    found = []
+    for candidate in ipaddress.ip_network('10.231.0.0/16').subnets(new_prefix=24):
+        if not any(candidate.version == other.version and candidate.overlaps(other) for other in taken):
+            found.append(str(candidate))
+            if len(found) == count:
+                return found
+    pytest.skip('no unused test subnet in 10.231.0.0/16')

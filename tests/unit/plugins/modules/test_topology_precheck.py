@@ -25,6 +25,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.dockerlab.ecommerce.plugins.modules import topology_precheck
 from conftest import (
+    unused_subnets,
     DEFAULT_CONTAINERS,
     DEFAULT_NETWORKS,
     DEFAULT_SERVICES,
@@ -81,22 +82,6 @@ def busy_port():
         yield listener.getsockname()[1]
     finally:
         listener.close()
-
-
-def unused_subnets(existing_networks, count):
-    """``count`` /24 subnets that overlap no network of the Docker engine."""
-    taken = []
-    for network in existing_networks or []:
-        for config in (network.get('IPAM') or {}).get('Config') or []:
-            if config.get('Subnet'):
-                taken.append(ipaddress.ip_network(config['Subnet'], strict=False))
-    found = []
-    for candidate in ipaddress.ip_network('10.231.0.0/16').subnets(new_prefix=24):
-        if not any(candidate.version == other.version and candidate.overlaps(other) for other in taken):
-            found.append(str(candidate))
-            if len(found) == count:
-                return found
-    pytest.skip('no unused test subnet in 10.231.0.0/16')
 
 
 def host_safe_topology(existing_networks=None):
