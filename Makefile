@@ -66,8 +66,11 @@ lint: venv
 	$(BIN)/ansible-lint --profile production
 
 # The services' unit tests run against real MariaDB and Redis from the offline images.
+# The rendered monitoring config is also checked by promtool and a real Prometheus: the
+# offline image the images role built (recorded in the stack's images.json).
+PROMETHEUS_IMAGE = $$($(BIN)/python -c 'import json; print(json.load(open("/opt/dockerlab/ecommerce/images.json"))["refs"]["prometheus"])')
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q
+	DOCKERLAB_PROMETHEUS_IMAGE="$(PROMETHEUS_IMAGE)" $(BIN)/python -m pytest tests/unit -q
 
 # The offline image recipes, built and run for real against their official interface.
 # The base image the images role made (recorded in the stack's images.json).

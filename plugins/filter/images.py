@@ -11,6 +11,15 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.dockerlab.ecommerce.plugins.filter.digest import tree_digest
 
 
+def _build(roles_dir, tier, recipe, target, from_ref, repository_prefix, component):
+    """A build entry: the recipe directory, the stage to stop at, and a reference tagged by a
+    digest of the recipe, the image it builds on and the stage."""
+    recipe_dir = os.path.join(roles_dir, tier, "images", recipe)
+    digest = tree_digest(recipe_dir, extra=from_ref + ("|" + target if target else ""))
+    return {"action": "build", "recipe_dir": recipe_dir, "target": target, "base": from_ref,
+            "ref": "%s-%s:%s" % (repository_prefix, component, digest[:12])}
+
+
 def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
     """Return one entry per component image: what to pull or build, and its reference.
 
@@ -18,8 +27,11 @@ def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
     ``{upstream, recipe}``). In the upstream profile a component with an ``upstream``
     image is pulled; otherwise a component with a ``recipe`` (a directory under
     ``roles/<tier>/images/``) is built on ``base_ref`` and tagged with a digest of the
-    recipe and the base, so an unchanged recipe is never rebuilt. A component with
-    neither gets ``action: none`` and a reason.
+    recipe and the base, so an unchanged recipe is never rebuilt. A ``target`` picks one
+    stage of a multi-stage recipe (several components share one recipe and its package
+    layer). An ``upstream_recipe`` is built in the upstream profile on the ``upstream``
+    image (e.g. Fluentd plus a plugin, FROM fluent/fluentd). A component with none of
+    these gets ``action: none`` and a reason.
     """
     if profile not in ("upstream", "offline"):
         raise AnsibleFilterError("images_plan: profile must be upstream or offline, got %r" % (profile,))
@@ -28,13 +40,14 @@ def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
         for component in sorted(tier_images[tier] or {}):
             spec = tier_images[tier][component] or {}
             entry = {"tier": tier, "component": component, "upstream": spec.get("upstream")}
-            if profile == "upstream" and spec.get("upstream"):
+            if profile == "upstream" and spec.get("upstream") and spec.get("upstream_recipe"):
+                entry.update(_build(roles_dir, tier, spec["upstream_recipe"], spec.get("target"), spec["upstream"],
+                                    repository_prefix, component), from_image=spec["upstream"])
+            elif profile == "upstream" and spec.get("upstream"):
                 entry.update(action="pull", ref=spec["upstream"])
             elif spec.get("recipe"):
-                recipe_dir = os.path.join(roles_dir, tier, "images", spec["recipe"])
-                digest = tree_digest(recipe_dir, extra=base_ref)
-                entry.update(action="build", recipe_dir=recipe_dir,
-                             ref="%s-%s:%s" % (repository_prefix, component, digest[:12]))
+                entry.update(_build(roles_dir, tier, spec["recipe"], spec.get("target"), base_ref,
+                                    repository_prefix, component))
             else:
                 entry.update(action="none", ref=None,
                              reason="%s has no offline recipe (Debian does not package it)" % component)

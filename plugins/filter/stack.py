@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from ansible.errors import AnsibleFilterError
 
@@ -18,7 +19,7 @@ def _port_spec(port):
 
 
 def stack_containers(services, networks, volumes, stack_name, profile, config_dir, config_hashes=None,
-                     healthcheck_defaults=None):
+                     healthcheck_defaults=None, container_log=None):
     """Expand ``services`` (one tier's ``<role>_services``) into container specs.
 
     Network and volume keys are resolved to the declared names, replicas are expanded,
@@ -26,6 +27,8 @@ def stack_containers(services, networks, volumes, stack_name, profile, config_di
     service whose ``profiles`` leave out ``profile`` is returned with ``skip`` set to the
     reason, so the caller can say why it is not deployed. A service's ``healthcheck`` is
     laid over ``healthcheck_defaults`` (interval, timeout, retries, start_period).
+    ``container_log`` (``{driver, options}``, from the logging tier) is how Docker ships each
+    container's output; a service's own ``log`` replaces it (the log collector itself).
     """
     if not isinstance(services, dict):
         raise AnsibleFilterError("stack_containers expects a services dict, got %s" % type(services).__name__)
@@ -78,6 +81,7 @@ def stack_containers(services, networks, volumes, stack_name, profile, config_di
         # (a changed label would recreate the container).
         if key in config_hashes and not svc.get("reload"):
             labels["dockerlab.config-hash"] = config_hashes[key]
+        log = svc.get("log") or container_log or {"driver": "json-file", "options": {}}
         specs.append({
             "name": record["name"],
             "component": key,
@@ -94,6 +98,8 @@ def stack_containers(services, networks, volumes, stack_name, profile, config_di
             "hostname": record["name"],
             "order": int(svc.get("order", 50)),
             "reload": svc.get("reload"),
+            "log_driver": log.get("driver") or "json-file",
+            "log_options": {k: str(v) for k, v in (log.get("options") or {}).items()},
         })
     # Start order: lower `order` first (nginx needs its upstreams to resolve), then by name.
     return sorted(specs, key=lambda spec: (spec["order"], spec["name"]))
@@ -190,6 +196,33 @@ def network_peer_flows(services_by_var):
     return flows
 
 
+def scrape_jobs(jobs, services, profile):
+    """Prometheus scrape jobs with their targets: each job names a service key and a port;
+    its targets are that service's containers (every replica) as ``name:port``. A job whose
+    service is not deployed in ``profile`` (cAdvisor offline) is left out."""
+    result = []
+    for job in jobs or []:
+        svc = (services or {}).get(job["service"])
+        if not svc or not svc.get("enabled", True) or profile not in (svc.get("profiles") or ["upstream", "offline"]):
+            continue
+        names = [record["name"] for record in expand_containers({"services": {job["service"]: svc}})]
+        result.append({"job": job.get("job") or job["service"], "metrics_path": job.get("path") or "/metrics",
+                       "targets": ["%s:%s" % (name, int(job["port"])) for name in names]})
+    return result
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def prometheus_seconds(duration):
+    """Seconds in a Prometheus duration (``1h30m``, ``15s``, ``500ms``)."""
+    text = str(duration).strip()
+    parts = re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise AnsibleFilterError("%r is not a Prometheus duration such as 30s, 5m, 15d or 1h30m" % (duration,))
+    return sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
 def active_services(services_by_var, profile):
     """Drop the services that do not run in ``profile`` (and disabled ones): what is really deployed."""
     active = {}
@@ -280,6 +313,7 @@ class FilterModule:
         return {"stack_containers": stack_containers, "stack_config_files": stack_config_files,
                 "upstream_servers": upstream_servers, "expand_flows": expand_flows,
                 "active_services": active_services, "active_flows": active_flows,
-                "network_peer_flows": network_peer_flows, "container_health": container_health,
+                "network_peer_flows": network_peer_flows, "scrape_jobs": scrape_jobs,
+                "prometheus_seconds": prometheus_seconds, "container_health": container_health,
                 "matching_networks": matching_networks, "matching_volumes": matching_volumes,
                 "config_hashes": config_hashes, "changed_components": changed_components}

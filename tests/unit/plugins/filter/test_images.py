@@ -51,3 +51,29 @@ def test_tag_follows_the_recipe_and_the_base(roles_dir):
 def test_unknown_profile_is_refused(roles_dir):
     with pytest.raises(AnsibleFilterError, match="upstream or offline"):
         images_plan(TIERS, "auto", str(roles_dir), "dl/ecommerce", "base:1")
+
+
+def test_stages_of_one_recipe_get_their_own_tags(roles_dir):
+    tiers = {"monitoring": {"prometheus": {"recipe": "prom", "target": "prometheus"},
+                            "node-exporter": {"recipe": "prom", "target": "node-exporter"}}}
+    path = roles_dir / "monitoring" / "images" / "prom"
+    path.mkdir(parents=True)
+    (path / "Dockerfile").write_text("FROM ${BASE_IMAGE} AS prometheus\nFROM ${BASE_IMAGE} AS node-exporter\n")
+    result = {e["component"]: e for e in images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")}
+    assert result["prometheus"]["target"] == "prometheus"
+    assert result["node-exporter"]["target"] == "node-exporter"
+    assert result["prometheus"]["ref"].split(":")[1] != result["node-exporter"]["ref"].split(":")[1]
+    assert result["prometheus"]["base"] == "base:1"
+
+
+def test_upstream_recipe_builds_on_the_official_image_and_only_upstream(roles_dir):
+    tiers = {"logging": {"fluentd": {"upstream": "fluent/fluentd:v1", "upstream_recipe": "fluentd"}}}
+    path = roles_dir / "logging" / "images" / "fluentd"
+    path.mkdir(parents=True)
+    (path / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    upstream = images_plan(tiers, "upstream", str(roles_dir), "dl/ecommerce", "base:1")[0]
+    assert upstream["action"] == "build" and upstream["base"] == "fluent/fluentd:v1"
+    assert upstream["from_image"] == "fluent/fluentd:v1"
+    assert upstream["ref"].startswith("dl/ecommerce-fluentd:")
+    offline = images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")[0]
+    assert offline["action"] == "none"

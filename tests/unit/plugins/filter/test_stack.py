@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import stack_config_files, stack_containers
+from ansible_collections.dockerlab.ecommerce.plugins.filter.stack import (
+    prometheus_seconds, scrape_jobs, stack_config_files, stack_containers)
 
 NETWORKS = {"database": {"name": "ecommerce-database", "subnet": "172.22.0.0/16"},
             "frontend": {"name": "ecommerce-frontend", "subnet": "172.20.0.0/16"}}
@@ -214,3 +215,37 @@ def test_network_peer_flows_follow_shared_networks():
     assert network_peer_flows(svcs) == [
         {"from": "db", "to": "db", "port": 3306}, {"from": "gw", "to": "gw", "port": 3000}, {"from": "gw", "to": "lb", "port": 80},
         {"from": "lb", "to": "gw", "port": 3000}, {"from": "lb", "to": "lb", "port": 80}]
+
+
+def test_container_log_applies_to_all_but_services_with_their_own():
+    svcs = services()
+    svcs["web-server"]["log"] = {"driver": "json-file"}
+    log = {"driver": "syslog", "options": {"syslog-address": "udp://127.0.0.1:5140", "tag": "{{.Name}}"}}
+    result = by_name(stack_containers(svcs, NETWORKS, VOLUMES, "ecommerce", "offline", "/opt/dl", {}, {}, log))
+    assert result["mysql-db"]["log_driver"] == "syslog"
+    assert result["mysql-db"]["log_options"] == {"syslog-address": "udp://127.0.0.1:5140", "tag": "{{.Name}}"}
+    assert (result["web-server-1"]["log_driver"], result["web-server-1"]["log_options"]) == ("json-file", {})
+    # Without a logging tier, Docker's default driver.
+    assert by_name(specs())["mysql-db"]["log_driver"] == "json-file"
+
+
+def test_scrape_jobs_list_every_replica_and_skip_what_the_profile_leaves_out():
+    svcs = services()
+    jobs = [{"job": "web", "service": "web-server", "port": 9113}, {"service": "mongodb", "port": 9216},
+            {"service": "off", "port": 1}, {"service": "nothing-like-it", "port": 1}]
+    assert scrape_jobs(jobs, svcs, "offline") == [
+        {"job": "web", "metrics_path": "/metrics", "targets": ["web-server-1:9113", "web-server-2:9113"]}]
+    upstream = scrape_jobs(jobs, svcs, "upstream")
+    assert [job["job"] for job in upstream] == ["web", "mongodb"]
+    assert upstream[1]["targets"] == ["mongodb:9216"]
+
+
+@pytest.mark.parametrize("text, seconds", [("15s", 15), ("1m", 60), ("1h30m", 5400), ("500ms", 0.5), ("15d", 1296000)])
+def test_prometheus_durations(text, seconds):
+    assert prometheus_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "1.5m", "15 s", "m5", "5mins"])
+def test_bad_prometheus_durations_are_refused(text):
+    with pytest.raises(AnsibleFilterError, match="not a Prometheus duration"):
+        prometheus_seconds(text)
