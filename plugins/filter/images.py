@@ -31,7 +31,7 @@ def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
     stage of a multi-stage recipe (several components share one recipe and its package
     layer). An ``upstream_recipe`` is built in the upstream profile on the ``upstream``
     image (e.g. Fluentd plus a plugin, FROM fluent/fluentd). A component with none of
-    these gets ``action: none`` and a reason.
+    these, or whose ``profiles`` leave out ``profile``, gets ``action: none`` and a reason.
     """
     if profile not in ("upstream", "offline"):
         raise AnsibleFilterError("images_plan: profile must be upstream or offline, got %r" % (profile,))
@@ -40,6 +40,11 @@ def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
         for component in sorted(tier_images[tier] or {}):
             spec = tier_images[tier][component] or {}
             entry = {"tier": tier, "component": component, "upstream": spec.get("upstream")}
+            if profile not in (spec.get("profiles") or ["upstream", "offline"]):
+                # e.g. the offline log collector: Fluentd collects in the upstream profile.
+                entry.update(action="none", ref=None, reason="%s is not used in the %s profile" % (component, profile))
+                plan.append(entry)
+                continue
             if profile == "upstream" and spec.get("upstream") and spec.get("upstream_recipe"):
                 entry.update(_build(roles_dir, tier, spec["upstream_recipe"], spec.get("target"), spec["upstream"],
                                     repository_prefix, component), from_image=spec["upstream"])

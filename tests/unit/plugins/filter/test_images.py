@@ -77,3 +77,10 @@ def test_upstream_recipe_builds_on_the_official_image_and_only_upstream(roles_di
     assert upstream["ref"].startswith("dl/ecommerce-fluentd:")
     offline = images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")[0]
     assert offline["action"] == "none"
+
+
+def test_a_component_limited_to_one_profile_is_left_out_of_the_other(roles_dir):
+    tiers = {"data": {"mysql": {"upstream": "mysql:8.4", "recipe": "mysql", "profiles": ["offline"]}}}
+    assert images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")[0]["action"] == "build"
+    upstream = images_plan(tiers, "upstream", str(roles_dir), "dl/ecommerce", "base:1")[0]
+    assert upstream["action"] == "none" and "not used in the upstream profile" in upstream["reason"]
