@@ -90,6 +90,7 @@ def host_safe_topology(existing_networks=None):
     services = copy.deepcopy(DEFAULT_SERVICES)
     subnets = unused_subnets(existing_networks, len(networks))
     renumber = {}
+    taken = set()
     for key, subnet in zip(sorted(networks), subnets):
         renumber[networks[key]['subnet']] = subnet
         networks[key]['subnet'] = subnet
@@ -103,7 +104,9 @@ def host_safe_topology(existing_networks=None):
                     entry['ipv4_address'] = str(ipaddress.ip_network(renumber[old]).network_address + offset)
             for port in service.get('ports', []):
                 if 'host_port' in port:
-                    port['host_port'] = free_port()
+                    # A port just freed can come back from the next call: keep them distinct.
+                    port['host_port'] = next(p for p in iter(free_port, None) if p not in taken)
+                    taken.add(port['host_port'])
                     port['bind_address'] = '127.0.0.1'
     # fluentd publishes the same number for tcp and udp; keep it that way
     fluentd = services['logging_services']['fluentd']['ports']
