@@ -78,8 +78,8 @@ def test_the_exporters_report_their_stores():
 def test_a_request_through_the_load_balancer_raises_the_gateways_counter():
     expr = 'sum(http_requests_total{job="api-gateway", route=~".*users.*"})'
     before = poll("a gateway request counter", lambda: value(expr) is not None and [value(expr)], deadline=30)[0]
-    for _ in range(5):
-        request = urllib.request.Request(APP + "/api/users/health", headers={"X-Request-ID": f"count-{uuid.uuid4()}"})
+    for attempt in range(5):
+        request = urllib.request.Request(APP + "/api/users/health", headers={"X-Request-ID": f"count-{attempt}-{uuid.uuid4()}"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
     after = poll("the counter to rise by 5", lambda: (value(expr) or 0) >= before + 5 and [value(expr)], deadline=30)[0]
