@@ -31,8 +31,11 @@ MALFORMED = {
      ["frontend_web_weights: weight 0 for web-server-2 (position 2) must be a whole number of at least 1"]),
     ({"frontend_web_weights": [1, 1, 1]},
      ["frontend_web_weights: 3 weights are given for 2 web-server containers; give one weight per container"]),
+    ({"monitoring_prometheus_retention": "15 days"}, ["monitoring_prometheus_retention", "15 days", "Prometheus needs a duration"]),
+    ({"monitoring_scrape_timeout": "30s"}, ["monitoring_scrape_timeout (30s) is longer than monitoring_scrape_interval"]),
+    ({"logging_elasticsearch_heap": "lots"}, ["logging_elasticsearch_heap is lots"]),
 ], ids=["overlapping-subnets", "malformed-subnet", "unknown-image-source", "bad-choice", "unknown-lb-method",
-        "zero-weight", "too-many-weights"])
+        "zero-weight", "too-many-weights", "bad-retention", "scrape-timeout", "bad-heap"])
 def test_bad_inventory_fails_first_and_touches_nothing(client, extra_vars, expected):
     networks_before = {n.name: n.id for n in client.networks.list(filters={"label": "dockerlab.stack=" + STACK})}
     before = started_at(client)
