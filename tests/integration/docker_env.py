@@ -44,6 +44,17 @@ def container_logs(docker, container) -> str:
         return "<container gone>"
 
 
+def exec_text(container, cmd, env=None):
+    """Run cmd in the container (as the image's user); return (exit_code, stdout, stderr) as text."""
+    res = container.exec_run(cmd, environment=env or {}, demux=True)
+    out, err = res.output if res.output else (b"", b"")
+    return (
+        res.exit_code,
+        (out or b"").decode("utf-8", "replace"),
+        (err or b"").decode("utf-8", "replace"),
+    )
+
+
 def wait_for(docker, predicate, timeout: float, what: str, container=None, interval: float = 0.3, retry_on=()):
     """Poll predicate() until it returns a truthy value or the deadline passes.
 

@@ -52,7 +52,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, exec_text, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE_DIR = REPO_ROOT / "roles" / "monitoring" / "images" / "prometheus"
@@ -121,15 +121,7 @@ def _logs(container) -> str:
     return container_logs(docker, container)
 
 
-def _exec(container, cmd, env=None):
-    """Run cmd in the container (as the image's user); return (exit_code, stdout, stderr) as text."""
-    res = container.exec_run(cmd, environment=env or {}, demux=True)
-    out, err = res.output if res.output else (b"", b"")
-    return (
-        res.exit_code,
-        (out or b"").decode("utf-8", "replace"),
-        (err or b"").decode("utf-8", "replace"),
-    )
+_exec = exec_text
 
 
 def _wait_for(predicate, timeout: float, what: str, container=None, interval: float = 0.3):
