@@ -44,6 +44,31 @@ def container_logs(docker, container) -> str:
         return "<container gone>"
 
 
+def remove_all(docker, containers=(), networks=(), volumes=()):
+    """Remove what a test made: containers newest first (with their anonymous volumes), then
+    networks and volumes. Keeps going past a failure and raises one RuntimeError naming each
+    object it could not remove; what is already gone is fine."""
+    errors = []
+
+    def attempt(obj, remove):
+        try:
+            remove()
+        except docker.errors.NotFound:
+            pass
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # keep cleaning, report at the end
+            errors.append(f"{obj.name}: {exc}")
+
+    for container in reversed(list(containers)):
+        attempt(container, lambda container=container: container.remove(force=True, v=True))
+    for network in networks:
+        if network is not None:
+            attempt(network, network.remove)
+    for volume in volumes:
+        attempt(volume, lambda volume=volume: volume.remove(force=True))
+    if errors:
+        raise RuntimeError("cleanup failed: " + "; ".join(errors))
+
+
 def exec_text(container, cmd, env=None):
     """Run cmd in the container (as the image's user); return (exit_code, stdout, stderr) as text."""
     res = container.exec_run(cmd, environment=env or {}, demux=True)

@@ -49,7 +49,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, exec_text, remove_all, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
 jinja2 = pytest.importorskip("jinja2", reason="Jinja2 is not installed")
 
@@ -104,10 +104,7 @@ def free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
-def _exec(container, cmd):
-    res = container.exec_run(cmd, demux=True)
-    out, err = res.output if res.output else (b"", b"")
-    return res.exit_code, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")
+_exec = exec_text
 
 
 def log_config(address: str, tag: str = "{{.Name}}"):
@@ -209,30 +206,7 @@ class Lab:
         return sorted(out.split())
 
     def cleanup(self):
-        errors = []
-        for container in reversed(self.containers):
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:  # pylint: disable=broad-exception-caught  # keep cleaning, report at the end
-                errors.append(f"{container.name}: {exc}")
-        if self.network is not None:
-            try:
-                self.network.remove()
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                errors.append(f"{self.network.name}: {exc}")
-        for volume in self.volumes:
-            try:
-                volume.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                errors.append(f"{volume.name}: {exc}")
-        if errors:
-            raise RuntimeError("cleanup failed: " + "; ".join(errors))
+        remove_all(docker, self.containers, [self.network], self.volumes)
 
 
 def wait_healthy(container, timeout: float = 30):

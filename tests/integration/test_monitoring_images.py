@@ -52,7 +52,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, exec_text, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, exec_text, remove_all, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE_DIR = REPO_ROOT / "roles" / "monitoring" / "images" / "prometheus"
@@ -277,23 +277,10 @@ class Lab:
         self.containers.remove(container)
 
     def cleanup(self):
-        errors = []
-        for container in reversed(self.containers):
-            try:
-                container.remove(force=True, v=True)  # v: the anonymous /prometheus volumes too
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:  # pylint: disable=broad-exception-caught  # keep cleaning, report at the end
-                errors.append(f"{container.name}: {exc}")
-        self.containers.clear()
         try:
-            self.network.remove()
-        except docker.errors.NotFound:
-            pass
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            errors.append(f"{self.network.name}: {exc}")
-        if errors:
-            raise RuntimeError("cleanup failed: " + "; ".join(errors))
+            remove_all(docker, self.containers, [self.network])  # with the anonymous /prometheus volumes
+        finally:
+            self.containers.clear()
 
 
 # --------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, exec_text, remove_all, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 jinja2 = pytest.importorskip("jinja2", reason="Jinja2 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,11 +78,7 @@ def _logs(container) -> str:
     return container_logs(docker, container)
 
 
-def _exec(container, cmd):
-    """Run cmd in the container; return (exit_code, stdout, stderr) as text."""
-    res = container.exec_run(cmd, demux=True)
-    out, err = res.output if res.output else (b"", b"")
-    return res.exit_code, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")
+_exec = exec_text
 
 
 def _wait_for(predicate, timeout: float, what: str, container=None, interval: float = 0.2):
@@ -199,23 +195,7 @@ class Lab:
         return container
 
     def cleanup(self):
-        errors = []
-        for container in reversed(self.containers):
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:  # keep cleaning, report at the end
-                errors.append(f"{container.name}: {exc}")
-        if self.network is not None:
-            try:
-                self.network.remove()
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:
-                errors.append(f"{self.network.name}: {exc}")
-        if errors:
-            raise RuntimeError("cleanup failed: " + "; ".join(errors))
+        remove_all(docker, self.containers, [self.network])
 
 
 # --------------------------------------------------------------------------

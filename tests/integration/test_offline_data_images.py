@@ -39,7 +39,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
-from docker_env import container_logs, exec_text, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from docker_env import container_logs, exec_text, remove_all, require_engine_and_base, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "roles" / "data" / "images"
@@ -129,25 +129,11 @@ class Docker:
         self.containers.remove(container)
 
     def cleanup(self):
-        errors = []
-        for container in reversed(self.containers):
-            try:
-                container.remove(force=True, v=True)  # v: anonymous volumes too
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:  # keep cleaning, report at the end
-                errors.append(f"{container.name}: {exc}")
-        for vol in self.volumes:
-            try:
-                vol.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            except Exception as exc:
-                errors.append(f"{vol.name}: {exc}")
-        self.containers.clear()
-        self.volumes.clear()
-        if errors:
-            raise RuntimeError("cleanup failed: " + "; ".join(errors))
+        try:
+            remove_all(docker, self.containers, volumes=self.volumes)
+        finally:
+            self.containers.clear()
+            self.volumes.clear()
 
 
 # --------------------------------------------------------------------------
