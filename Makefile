@@ -11,11 +11,12 @@ export PATH := $(BIN):$(PATH)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help venv host tools up images validate report teardown purge test lint unit integration sanity molecule bench clean
+.PHONY: help venv host tools up images validate report teardown purge test lint unit render sanity engine images-test molecule molecule-ports bench clean
 
 help:
 	@echo "make up        deploy the lab on this machine (virtualenv, Docker host, images, site.yml)"
-	@echo "make test      lint, unit tests, image tests, ansible-test sanity and the Molecule scenario"
+	@echo "make test      lint unit render sanity (no engine), then images engine images-test molecule molecule-ports"
+	@echo "               (each a target of its own; tests/README.md: which tests need what)"
 	@echo "make bench     time image builds, converges, health validation and the request path"
 	@echo "make validate  check the running lab (playbooks/validate.yml)"
 	@echo "make report    write the topology report under reports/ (playbooks/report.yml)"
@@ -52,7 +53,9 @@ teardown: venv
 purge: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml -e purge=true
 
-test: host tools lint images unit integration sanity molecule
+# What needs no Docker engine first (lint, unit, render, sanity), then what needs one:
+# the images, the tests against them (engine, images-test) and the deployed lab (molecule).
+test: tools lint unit render sanity host images engine images-test molecule molecule-ports
 
 # What the tests drive besides Python: Debian's Chromium and ChromeDriver (browser test of
 # the demo page), graphviz (the report's SVG) and shellcheck (an ansible-test sanity test).
@@ -65,24 +68,45 @@ lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 
-# The services' unit tests run against real MariaDB and Redis from the offline images.
-# The rendered monitoring config is also checked by promtool and a real Prometheus: the
-# offline image the images role built (recorded in the stack's images.json).
-PROMETHEUS_IMAGE = $$($(BIN)/python -c 'import json; print(json.load(open("/opt/dockerlab/ecommerce/images.json"))["refs"]["prometheus"])')
-unit: venv
-	DOCKERLAB_PROMETHEUS_IMAGE="$(PROMETHEUS_IMAGE)" $(BIN)/python -m pytest tests/unit -q
+# The images the images role built, as images.json records them. $(call image_ref,KEY)
+# prints one (KEY: base, refs.prometheus, ...) or fails, naming the file and `make images`,
+# when the file or the key is missing: no empty variable is passed on.
+IMAGES_JSON ?= /opt/dockerlab/ecommerce/images.json
+image_ref = $(BIN)/python tests/image_ref.py $(IMAGES_JSON) $(1)
+PROMETHEUS_IMAGE = $(call image_ref,refs.prometheus)
+BASE_IMAGE = $(call image_ref,base)
 
-# The offline image recipes, built and run for real against their official interface.
-# The base image the images role made (recorded in the stack's images.json).
-BASE_IMAGE = $$($(BIN)/python -c 'import json; print(json.load(open("/opt/dockerlab/ecommerce/images.json"))["base"])')
-integration: images
-	DOCKERLAB_BASE_IMAGE="$(BASE_IMAGE)" $(BIN)/python -m pytest tests/integration -q
+# No engine: the collection's plugins (model, filters, modules' logic).
+unit: venv
+	$(BIN)/python -m pytest tests/unit -q
+
+# No engine: the configuration the roles render (tests/render/render.yml), parsed.
+render: venv
+	$(BIN)/python -m pytest tests/render -q
+
+# An engine and the offline images: the services' code against real MariaDB and Redis,
+# stack_health/topology_report against real containers, and the rendered monitoring
+# config through promtool and a real Prometheus (the offline image).
+engine: images
+	prometheus="$$($(PROMETHEUS_IMAGE))"; \
+	DOCKERLAB_PROMETHEUS_IMAGE="$$prometheus" $(BIN)/python -m pytest tests/engine -q
+
+# An engine and the base image: each offline image recipe built and run for real against
+# its official interface.
+images-test: images
+	base="$$($(BASE_IMAGE))"; \
+	DOCKERLAB_BASE_IMAGE="$$base" $(BIN)/python -m pytest tests/images -q
 
 sanity: venv
 	tests/sanity/run.sh
 
 molecule: host
 	$(BIN)/molecule test --scenario-name default
+
+# The lab with every port variable changed: flows, scrape targets, healthchecks,
+# validation and the reachability report must follow (molecule/ports).
+molecule-ports: host
+	$(BIN)/molecule test --scenario-name ports
 
 bench: host
 	bench/bench.sh

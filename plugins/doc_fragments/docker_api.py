@@ -6,7 +6,10 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """How the collection's modules reach the Docker API."""
+    """How the collection's modules reach the Docker API.
+
+    The options' spec is DOCKER_COMMON_ARGS in plugins/module_utils/docker_client.py: change both together.
+    """
 
     DOCUMENTATION = r"""
 options:

@@ -9,6 +9,7 @@ import os
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.dockerlab.ecommerce.plugins.filter.digest import tree_digest
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import PROFILES, image_action
 
 
 def _build(roles_dir, tier, recipe, target, from_ref, repository_prefix, component):
@@ -33,29 +34,25 @@ def images_plan(tier_images, profile, roles_dir, repository_prefix, base_ref):
     image (e.g. Fluentd plus a plugin, FROM fluent/fluentd). A component with none of
     these, or whose ``profiles`` leave out ``profile``, gets ``action: none`` and a reason.
     """
-    if profile not in ("upstream", "offline"):
-        raise AnsibleFilterError("images_plan: profile must be upstream or offline, got %r" % (profile,))
+    if profile not in PROFILES:
+        raise AnsibleFilterError(f"images_plan: profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     plan = []
     for tier in sorted(tier_images):
         for component in sorted(tier_images[tier] or {}):
             spec = tier_images[tier][component] or {}
             entry = {"tier": tier, "component": component, "upstream": spec.get("upstream")}
-            if profile not in (spec.get("profiles") or ["upstream", "offline"]):
-                # e.g. the offline log collector: Fluentd collects in the upstream profile.
-                entry.update(action="none", ref=None, reason="%s is not used in the %s profile" % (component, profile))
-                plan.append(entry)
-                continue
-            if profile == "upstream" and spec.get("upstream") and spec.get("upstream_recipe"):
+            action, reason = image_action(component, spec, profile)
+            if action == "none":
+                entry.update(action="none", ref=None, reason=reason)
+            elif action == "pull":
+                entry.update(action="pull", ref=spec["upstream"])
+            elif profile == "upstream" and spec.get("upstream_recipe"):
+                # e.g. Fluentd plus a plugin, FROM the official fluent/fluentd image.
                 entry.update(_build(roles_dir, tier, spec["upstream_recipe"], spec.get("target"), spec["upstream"],
                                     repository_prefix, component), from_image=spec["upstream"])
-            elif profile == "upstream" and spec.get("upstream"):
-                entry.update(action="pull", ref=spec["upstream"])
-            elif spec.get("recipe"):
+            else:
                 entry.update(_build(roles_dir, tier, spec["recipe"], spec.get("target"), base_ref,
                                     repository_prefix, component))
-            else:
-                entry.update(action="none", ref=None,
-                             reason="%s has no offline recipe (Debian does not package it)" % component)
             plan.append(entry)
     return plan
 

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""A Docker client for the modules, and ``docker exec`` helpers.
+"""The Docker client of the modules: their connection options, the client, and ``docker exec``.
 
 Uses the Docker SDK for Python (``docker``), imported in try/except: callers check
 ``HAS_DOCKER_SDK`` and report ``DOCKER_SDK_IMPORT_ERROR`` through missing_required_lib().
@@ -13,6 +13,8 @@ with a sentence a person can act on.
 from __future__ import annotations
 
 import traceback
+
+from ansible.module_utils.basic import env_fallback
 
 try:
     import docker
@@ -26,11 +28,25 @@ except ImportError:
     DOCKER_SDK_IMPORT_ERROR = traceback.format_exc()
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
+DEFAULT_API_TIMEOUT = 30
 # Enough connections for the thread pools of the modules (the SDK's default is 10).
 DEFAULT_POOL_SIZE = 32
 
+# The connection options of every module that talks to the Docker API, for its argument_spec
+# (``{**DOCKER_COMMON_ARGS, ...}``). Their documentation is the dockerlab.ecommerce.docker_api
+# doc fragment (plugins/doc_fragments/docker_api.py): change both together.
+DOCKER_COMMON_ARGS = {
+    'docker_host': {'type': 'str', 'default': DEFAULT_DOCKER_HOST, 'aliases': ['docker_url'],
+                    'fallback': (env_fallback, ['DOCKER_HOST'])},
+    'api_timeout': {'type': 'int', 'default': DEFAULT_API_TIMEOUT},
+}
 
-def get_client(docker_host=None, timeout=30, pool_size=DEFAULT_POOL_SIZE):
+
+class ContainerUnavailable(Exception):
+    """The container to exec in does not exist or is not running."""
+
+
+def get_client(docker_host=None, timeout=DEFAULT_API_TIMEOUT, pool_size=DEFAULT_POOL_SIZE):
     """``(docker.DockerClient, None)``, or ``(None, message)`` when there is no engine to talk to."""
     if not HAS_DOCKER_SDK:
         return None, 'The Docker SDK for Python is not installed; install it with: pip install docker'
@@ -46,31 +62,29 @@ def get_client(docker_host=None, timeout=30, pool_size=DEFAULT_POOL_SIZE):
 
 
 def is_not_found(exc):
-    """True when ``exc`` is the SDK's 404."""
+    """True when ``exc`` is the Docker API's 404 (the SDK's NotFound, or any error with a 404 response)."""
+    if getattr(getattr(exc, 'response', None), 'status_code', None) == 404:
+        return True
     return HAS_DOCKER_SDK and isinstance(exc, NotFound)
 
 
-def exec_in_container(client, container, command, environment=None, user=None):
+def exec_in_container(client, container, command, environment=None):
     """Run ``command`` (argv list) in a running container: ``(exit_code, stdout_bytes, stderr_bytes)``.
 
     The command must bound its own run time (wrap it in ``timeout``): Docker has no exec timeout.
-    Raises the SDK's exceptions (NotFound, APIError) to the caller.
+    Raises ContainerUnavailable when the container does not exist or is not running, and the
+    SDK's other exceptions (APIError) to the caller.
     """
     api = client.api
-    created = api.exec_create(container, command, stdout=True, stderr=True, environment=environment or None,
-                              user=user or '')
-    stdout, stderr = api.exec_start(created['Id'], demux=True)
-    exit_code = api.exec_inspect(created['Id']).get('ExitCode')
+    try:
+        created = api.exec_create(container, command, stdout=True, stderr=True, environment=environment or None)
+        stdout, stderr = api.exec_start(created['Id'], demux=True)
+        exit_code = api.exec_inspect(created['Id']).get('ExitCode')
+    except Exception as exc:  # noqa: BLE001 pylint: disable=broad-except
+        if is_not_found(exc):
+            raise ContainerUnavailable(f'no container {container}') from None
+        text = str(exc)
+        if 'is not running' in text or 'is restarting' in text or 'is paused' in text:
+            raise ContainerUnavailable(f'container {container} is not running') from None
+        raise
     return exit_code, stdout or b'', stderr or b''
-
-
-TOOLS = ('python3', 'bash', 'curl', 'wget', 'busybox', 'getent', 'timeout')
-_DETECT = 'for b in ' + ' '.join(TOOLS) + '; do command -v "$b" >/dev/null 2>&1 && echo "$b"; done; exit 0'
-
-
-def detect_tools(client, container):
-    """The helper programs (python3, bash, curl, wget, busybox, getent, timeout) a container has."""
-    code, out, _err = exec_in_container(client, container, ['sh', '-c', _DETECT])
-    if code not in (0, None):
-        return set()
-    return set(out.decode('utf-8', 'replace').split())

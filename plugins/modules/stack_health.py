@@ -14,9 +14,9 @@ version_added: 0.1.0
 description:
   - Runs health checks against the running stack and reports each one with what was expected and what was seen.
   - >-
-    Checks come from the topology data (O(services), O(networks), O(stack_name)): for every container the
-    services expand to (after C(replicas)) a C(container) check, plus the service's C(probe) when it declares one.
-    More checks can be given in O(checks).
+    Checks come from the resolved topology (O(topology), O(stack_name)): for every container record a C(container)
+    check, plus the service's C(probe) when it declares one; a C(dns) check for every service some container
+    connects to; and the C(validate) checks the services declare. More checks can be given in O(checks).
   - Checks run concurrently in a thread pool. Each check has C(timeout), C(retries) and C(delay); with O(deadline)
     failing checks are retried until they pass or the deadline has passed, so the module can wait for a stack that
     is still starting.
@@ -39,25 +39,24 @@ attributes:
 extends_documentation_fragment:
   - dockerlab.ecommerce.docker_api
 options:
-  services:
+  topology:
     description:
       - >-
-        The services of every tier, keyed by the variable that holds them, for example
-        C({data_services: "{{ data_services }}", frontend_services: "{{ frontend_services }}"}).
-      - "For each container they expand to: a C(container) check (running, healthy when it has a healthcheck,
-        attached to its declared networks, labelled C(dockerlab.stack=<stack_name>), restarts against O(baseline)
-        and O(max_restarts))."
+        The resolved topology, from the dockerlab.ecommerce.stack_model filter: a dict with C(profile),
+        C(containers) (one record per container, replicas included), C(skipped), C(files) and C(checks).
+      - "For each container record: a C(container) check (running, healthy when it has a healthcheck, attached
+        to its networks, labelled C(dockerlab.stack=<stack_name>), restarts against O(baseline) and
+        O(max_restarts))."
       - >-
-        When a service has C(probe) (C({kind: mysql|redis|mongodb|http|tcp}), optionally C(port), C(path) for
+        When the record has a C(probe) (C({kind: mysql|redis|mongodb|http|tcp}), optionally C(port), C(path) for
         http, C(password_file) for redis, and any other option of that check kind), that probe runs inside the
-        container itself against 127.0.0.1 and C(probe.port), else the first C(expose) port, else the protocol's
-        default port (3306, 6379, 27017, 80).
-    type: dict
-    default: {}
-  networks:
-    description:
-      - The declared networks (O(networks=stack_networks)), to turn the network keys of the services into Docker
-        network names for the attachment part of the C(container) checks.
+        container itself against 127.0.0.1 and C(probe.port) (which the model fills from the first C(expose)
+        port), else the protocol's default port (3306, 6379, 27017, 80).
+      - >-
+        For each service some container connects to (C(connects_to)): a C(dns) check, labelled
+        C(<client> finds <service> by name), that the service's name resolves, inside the first container of the
+        first client service, to the service's addresses (to some of its replicas' when it has several).
+      - The C(validate) checks the services declare (C(checks)), in the syntax of O(checks).
     type: dict
     default: {}
   stack_name:
@@ -82,8 +81,10 @@ options:
         through curl)."
       - "C(kind=tcp): C(host), C(port); C(from_container) to connect from inside a container."
       - "C(kind=dns): C(container) (where to resolve), C(name) (the name to resolve), C(expected) (list of
-        addresses) or C(expected_container) (its addresses on the networks it shares with C(container)); resolves
-        with C(getent ahostsv4) (C(ahosts) for IPv6) inside the container, else python3's getaddrinfo."
+        addresses: the name resolves to exactly these) or C(expected_container) (a container: the name resolves
+        to exactly its addresses on the networks it shares with C(container); a list of containers, such as the
+        replicas behind one alias: the name resolves to at least one of their addresses and to no other);
+        resolves with C(getent ahostsv4) (C(ahosts) for IPv6) inside the container, else python3's getaddrinfo."
       - "C(kind=exec): C(container), C(command) (a string run by C(sh -c), or a list), C(rc) (default V(0)),
         C(output_regex) (searched in stdout and stderr)."
       - "C(kind=mysql): C(host), C(port) (default V(3306)); reads the server greeting and reports the server version
@@ -152,18 +153,13 @@ EXAMPLES = r"""
 - name: Wait up to two minutes for the whole stack to be healthy
   dockerlab.ecommerce.stack_health:
     stack_name: "{{ stack_name }}"
-    networks: "{{ stack_networks }}"
-    services:
-      frontend_services: "{{ frontend_services }}"
-      backend_services: "{{ backend_services }}"
-      data_services: "{{ data_services }}"
+    topology: "{{ stack_services | dockerlab.ecommerce.stack_model(stack_networks, stack_volumes) }}"
     deadline: 120
     delay: 2
     junit_path: /var/tmp/ecommerce-health.xml
 
 - name: Extra checks
   dockerlab.ecommerce.stack_health:
-    services: {}
     checks:
       - kind: http
         url: http://127.0.0.1:8080/health
@@ -187,6 +183,11 @@ EXAMPLES = r"""
         container: user-service
         name: mysql
         expected_container: mysql-db
+      - kind: dns
+        label: the gateway finds the replicas of user-service
+        container: api-gateway-1
+        name: user-service
+        expected_container: [user-service-1, user-service-2]
       - kind: exec
         container: mysql-db
         command: mysqladmin ping -h 127.0.0.1 --silent
@@ -195,14 +196,12 @@ EXAMPLES = r"""
 
 - name: Record restart counts now
   dockerlab.ecommerce.stack_health:
-    services:
-      data_services: "{{ data_services }}"
+    topology: "{{ stack_model }}"
   register: before
 
 - name: Later, check that no container restarted since
   dockerlab.ecommerce.stack_health:
-    services:
-      data_services: "{{ data_services }}"
+    topology: "{{ stack_model }}"
     baseline: >-
       {{ dict(before.checks | selectattr('kind', 'eq', 'container') | map(attribute='target')
          | zip(before.checks | selectattr('kind', 'eq', 'container') | map(attribute='observed.restart_count'))) }}
@@ -211,7 +210,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 checks:
-  description: One result per check, in the order derived checks then O(checks).
+  description: >-
+    One result per check, in this order: per container record its C(container) check and its probe, the
+    C(dns) checks, the services' C(validate) checks, then O(checks).
   returned: always
   type: list
   elements: dict
@@ -249,7 +250,7 @@ checks:
         What the check saw, by kind: for C(container) status, running, restarting, exit_code, health,
         health_output (the last probe's output), restart_count, networks; for C(http) status, headers, body
         (start); for C(mysql) server_version, protocol, connection_id; for C(redis) replies and auth; for
-        C(dns) addresses; for C(exec) rc and output.
+        C(dns) addresses and expected; for C(exec) rc and output.
       type: dict
       sample: {status: running, health: healthy, restart_count: 0}
 summary:
@@ -275,21 +276,19 @@ junit_path:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.files import atomic_write
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS,
     DOCKER_SDK_IMPORT_ERROR,
     HAS_DOCKER_SDK,
     get_client,
 )
-from ansible_collections.dockerlab.ecommerce.plugins.module_utils.health import (
-    CheckError,
-    Context,
-    derive_checks,
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.checks import Context, needs_docker
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.derive import plan_checks
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.junit import junit_xml
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.runner import (
     failure_lines,
-    junit_xml,
-    needs_docker,
-    normalize_check,
     run_checks,
     summarize,
 )
@@ -297,8 +296,7 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils.health import 
 
 def run_module():
     argument_spec = {
-        'services': {'type': 'dict', 'default': {}},
-        'networks': {'type': 'dict', 'default': {}},
+        'topology': {'type': 'dict', 'default': {}},
         'stack_name': {'type': 'str', 'default': 'ecommerce'},
         'checks': {'type': 'list', 'elements': 'dict', 'default': []},
         'baseline': {'type': 'dict', 'default': {}},
@@ -310,33 +308,23 @@ def run_module():
         'workers': {'type': 'int', 'default': 16},
         'junit_path': {'type': 'path'},
         'fail_on_error': {'type': 'bool', 'default': True},
-        'docker_host': {'type': 'str', 'default': 'unix:///var/run/docker.sock', 'aliases': ['docker_url'],
-                        'fallback': (env_fallback, ['DOCKER_HOST'])},
-        'api_timeout': {'type': 'int', 'default': 30},
+        **DOCKER_COMMON_ARGS,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    topology = params['topology']
+    if topology and not isinstance(topology.get('containers'), list):
+        module.fail_json(msg='topology is not a resolved topology (it has no containers list); pass the result of '
+                             'the dockerlab.ecommerce.stack_model filter')
     defaults = {'timeout': params['timeout'], 'retries': params['retries'], 'delay': params['delay']}
-
-    raw_checks = derive_checks(params['services'], params['networks'], params['stack_name'],
-                               params['baseline'], params['max_restarts'])
-    sources = [f"the probe of services ({raw.get('name')})" if raw['kind'] != 'container' else raw['name']
-               for raw in raw_checks]
-    for position, raw in enumerate(params['checks']):
-        raw_checks.append(raw)
-        sources.append(f'checks[{position}]')
-    if not raw_checks:
-        module.fail_json(msg='There is nothing to check: give services (the topology data) or checks')
-
-    checks, problems = [], []
-    for source, raw in zip(sources, raw_checks):
-        try:
-            checks.append(normalize_check(raw, defaults))
-        except CheckError as exc:
-            problems.append(f'{source}: {exc}')
+    checks, problems = plan_checks(topology, params['checks'], defaults, params['stack_name'],
+                                   params['baseline'], params['max_restarts'])
     if problems:
         module.fail_json(msg='Some checks cannot run; fix them:\n' + '\n'.join(problems),
                          checks=[], summary={'total': 0, 'passed': 0, 'failed': 0})
+    if not checks:
+        module.fail_json(msg='There is nothing to check: give topology (the dockerlab.ecommerce.stack_model '
+                             'filter\'s result) or checks')
 
     client = None
     docker_checks = [check['name'] for check in checks if needs_docker(check)]

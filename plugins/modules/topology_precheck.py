@@ -58,7 +58,8 @@ options:
         The services of every tier, keyed by the variable that holds them, for example
         C({data_services: "{{ data_services }}", backend_services: "{{ backend_services }}"}).
       - >-
-        Each services dict maps a component id to a definition with C(container_name) and C(image) (required),
+        Each services dict maps a component id to a definition with C(container_name) and C(image_component)
+        (or C(image)) (required),
         and optionally C(enabled), C(replicas), C(networks) (list of C({network, aliases, ipv4_address})),
         C(ports) (list of C({host_port, container_port, bind_address, protocol})), C(volumes) (list of
         C({volume, target}) or C({source, target, read_only})) and C(profiles).
@@ -66,6 +67,12 @@ options:
         The variable names are used in error messages, for example C(data_services['mysql-db'].networks[0].network).
     type: dict
     required: true
+  images:
+    description:
+      - Every tier's image entries merged (C(stack_images)), so that a service's C(image_component) can be
+        checked; the services are then resolved into the model (every image profile) for the host checks.
+    type: dict
+    default: {}
   networks_var:
     description: Name of the networks variable, used in error messages.
     type: str
@@ -86,24 +93,13 @@ options:
         skipped, a busy port is reported as held by another program, and RV(ignore:warnings) says what was skipped.
     type: bool
     default: true
-  docker_host:
-    description:
-      - The URL or Unix socket path of the Docker API, used when O(check_host=true).
-      - If the value is not specified in the task, the value of environment variable E(DOCKER_HOST) is used instead.
-      - TLS client settings are not supported; use the Unix socket or an C(ssh://) URL.
-    type: str
-    default: unix:///var/run/docker.sock
-    aliases:
-      - docker_url
-  timeout:
-    description: Seconds to wait for the Docker API.
-    type: int
-    default: 10
 notes:
   - Host ports are probed on the target host. Run the module on the Docker host (for example with
     C(delegate_to) the host that runs the stack) for that check to mean anything.
   - Ports below 1024 can only be probed as root; when the probe is not allowed the port is not checked and a warning
     says so.
+extends_documentation_fragment:
+  - dockerlab.ecommerce.docker_api
 seealso:
   - module: community.docker.docker_network
   - module: community.docker.docker_container
@@ -184,6 +180,7 @@ checked:
     - ipv4_addresses
     - host_ports
     - volume_references
+    - model
     - docker_network_subnets
     - host_port_availability
     - host_port_owners
@@ -193,16 +190,22 @@ import errno
 import socket
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.dockerlab.ecommerce.plugins.module_utils.topology import (
-    TOPOLOGY_CHECKS,
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils.docker_client import DOCKER_COMMON_ARGS
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.host import (
     check_subnet_conflicts,
     docker_networks_summary,
-    expand_containers,
-    format_error_report,
     host_port_conflicts,
     port_owners_from_containers,
+)
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import (
+    TopologyError,
     published_ports,
+    resolve,
+)
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.validation import (
+    TOPOLOGY_CHECKS,
+    format_error_report,
     validate_topology,
 )
 
@@ -272,7 +275,7 @@ def read_docker_state(module):
         return None
     docker_host = module.params['docker_host']
     try:
-        client = docker.APIClient(base_url=docker_host, version='auto', timeout=module.params['timeout'])
+        client = docker.APIClient(base_url=docker_host, version='auto', timeout=module.params['api_timeout'])
         try:
             api_networks = client.networks()
             api_containers = client.containers()
@@ -293,12 +296,11 @@ def run_module():
         'networks': {'type': 'dict', 'required': True},
         'volumes': {'type': 'dict', 'default': {}},
         'services': {'type': 'dict', 'required': True},
+        'images': {'type': 'dict', 'default': {}},
         'networks_var': {'type': 'str', 'default': 'stack_networks'},
         'volumes_var': {'type': 'str', 'default': 'stack_volumes'},
         'check_host': {'type': 'bool', 'default': True},
-        'docker_host': {'type': 'str', 'default': 'unix:///var/run/docker.sock', 'aliases': ['docker_url'],
-                        'fallback': (env_fallback, ['DOCKER_HOST'])},
-        'timeout': {'type': 'int', 'default': 10},
+        **DOCKER_COMMON_ARGS,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -310,7 +312,16 @@ def run_module():
     errors = validate_topology(networks, volumes, services,
                                networks_var=params['networks_var'], volumes_var=params['volumes_var'])
     checked = list(TOPOLOGY_CHECKS)
-    containers = [record['name'] for record in expand_containers(services)]
+    # Sound data resolves into the model (every profile: the profile is not settled yet).
+    model = {'containers': []}
+    if not errors:
+        try:
+            model = resolve(services, networks, volumes, images=params['images'])
+        except TopologyError as exc:
+            variable, _sep, message = str(exc).partition(': ')
+            errors.append({'variable': variable, 'message': message})
+        checked.append('model')
+    containers = [record['name'] for record in sorted(model['containers'], key=lambda r: (r['variable'], r['replica'] or 0))]
 
     if params['check_host']:
         state = read_docker_state(module)
@@ -319,7 +330,7 @@ def run_module():
             existing_networks, owners = state
             errors.extend(check_subnet_conflicts(networks, existing_networks, networks_var=params['networks_var']))
             checked.append('docker_network_subnets')
-        errors.extend(host_port_conflicts(published_ports(services), make_port_probe(module.warn), owners))
+        errors.extend(host_port_conflicts(published_ports(model), make_port_probe(module.warn), owners))
         checked.append('host_port_availability')
         if state is not None:
             checked.append('host_port_owners')

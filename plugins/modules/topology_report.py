@@ -46,12 +46,13 @@ options:
     description: The value of the C(dockerlab.stack) label of the stack's objects.
     type: str
     default: ecommerce
-  services:
+  topology:
     description:
       - >-
-        The services of every tier, keyed by the variable that holds them, for example
-        C({data_services: "{{ data_services }}", frontend_services: "{{ frontend_services }}"}).
-      - Uses C(container_name), C(replicas), C(enabled), C(networks), C(ports) and C(expose) of each service.
+        The resolved topology, from the dockerlab.ecommerce.stack_model filter: a dict with C(profile),
+        C(containers) (one record per container, replicas included), C(skipped), C(files) and C(checks).
+      - Uses the C(name), C(component), C(variable), C(image), C(networks), C(ports) and C(expose) of each
+        container record.
     type: dict
     default: {}
   networks:
@@ -131,10 +132,7 @@ EXAMPLES = r"""
     networks: "{{ stack_networks }}"
     volumes: "{{ stack_volumes }}"
     flows: "{{ stack_flows }}"
-    services:
-      frontend_services: "{{ frontend_services }}"
-      backend_services: "{{ backend_services }}"
-      data_services: "{{ data_services }}"
+    topology: "{{ stack_services | dockerlab.ecommerce.stack_model(stack_networks, stack_volumes) }}"
     probe_reachability: true
     secrets_dir: /srv/ecommerce/secrets
     json_path: /srv/ecommerce/report/topology.json
@@ -152,9 +150,7 @@ EXAMPLES = r"""
   dockerlab.ecommerce.topology_report:
     networks: "{{ stack_networks }}"
     flows: "{{ stack_flows }}"
-    services:
-      backend_services: "{{ backend_services }}"
-      data_services: "{{ data_services }}"
+    topology: "{{ stack_model }}"
     probe_reachability: true
     fail_on_violation: true
 """
@@ -210,27 +206,24 @@ files:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.files import atomic_write
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.docker_client import (
+    DOCKER_COMMON_ARGS,
     DOCKER_SDK_IMPORT_ERROR,
     HAS_DOCKER_SDK,
-    exec_in_container,
     get_client,
 )
-from ansible_collections.dockerlab.ecommerce.plugins.module_utils.report import (
-    add_reachability,
-    build_report,
-    declared_network_names,
-    gather,
-    probe_reachability,
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.build import add_reachability, build_report
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.gather import declared_network_names, gather
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.reachability import probe_reachability
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.renderers import (
     render_dot,
     render_json,
     render_markdown,
     render_mermaid,
 )
-from ansible_collections.dockerlab.ecommerce.plugins.module_utils.topology import expand_containers
 
 RENDERERS = (
     ('json', 'json_path', render_json),
@@ -265,7 +258,7 @@ def put_file(module, path, content):
 def run_module():
     argument_spec = {
         'stack_name': {'type': 'str', 'default': 'ecommerce'},
-        'services': {'type': 'dict', 'default': {}},
+        'topology': {'type': 'dict', 'default': {}},
         'networks': {'type': 'dict', 'default': {}},
         'volumes': {'type': 'dict', 'default': {}},
         'flows': {'type': 'list', 'elements': 'dict', 'default': []},
@@ -278,13 +271,16 @@ def run_module():
         'svg_path': {'type': 'path'},
         'secrets_dir': {'type': 'path'},
         'fail_on_violation': {'type': 'bool', 'default': False},
-        'docker_host': {'type': 'str', 'default': 'unix:///var/run/docker.sock', 'aliases': ['docker_url'],
-                        'fallback': (env_fallback, ['DOCKER_HOST'])},
-        'api_timeout': {'type': 'int', 'default': 30},
         'workers': {'type': 'int', 'default': 16},
+        **DOCKER_COMMON_ARGS,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    topology = params['topology']
+    if topology and not isinstance(topology.get('containers'), list):
+        module.fail_json(msg='topology is not a resolved topology (it has no containers list); pass the result of '
+                             'the dockerlab.ecommerce.stack_model filter')
+    records = topology.get('containers') or []
     if not HAS_DOCKER_SDK:
         module.fail_json(msg=missing_required_lib('Docker SDK for Python: docker', reason='reading the stack'),
                          exception=DOCKER_SDK_IMPORT_ERROR)
@@ -292,19 +288,16 @@ def run_module():
     if client is None:
         module.fail_json(msg=error)
 
-    services = params['services']
     try:
         raw = gather(client.api, params['stack_name'],
-                     container_names=[r['name'] for r in expand_containers(services)],
+                     container_names=[record['name'] for record in records],
                      network_names=list(declared_network_names(params['networks'])),
                      volume_names=[str(v) for v in params['volumes'].values()],
                      workers=params['workers'])
-        report = build_report(raw, params['stack_name'], services, params['networks'], params['volumes'],
+        report = build_report(raw, params['stack_name'], records, params['networks'], params['volumes'],
                               params['flows'], params['secrets_dir'])
         if params['probe_reachability']:
-            def exec_fn(container, argv, environment):
-                return exec_in_container(client, container, argv, environment=environment)
-            matrix = probe_reachability(exec_fn, report['containers'], services, params['flows'],
+            matrix = probe_reachability(client, report['containers'], records, params['flows'],
                                         timeout=params['connect_timeout'], workers=params['workers'])
             add_reachability(report, matrix)
     # the Docker API failing mid-way (engine stopped, permission denied) is reported, never a traceback

@@ -1,5 +1,6 @@
-"""Shared helpers for the verifier: the Docker API, the test inventory's secrets, and
-running the project's playbooks the way a user does."""
+"""Shared helpers for the verifier: the Docker API, the test inventory's secrets, running
+the project's playbooks the way a user does, and ``poll``: what arrives asynchronously
+(logs, metrics, Prometheus state, a container's health) is read through it, never once."""
 
 import json
 import os
@@ -62,15 +63,33 @@ def started_at(client):
     }
 
 
-def wait_healthy(client, name, deadline=180):
+def poll(what, probe, done=bool, deadline=60, interval=1.0, retry_on=()):
+    """Call ``probe()`` until ``done(value)`` holds for the value it returns; return that value.
+
+    Exceptions of the types in ``retry_on`` count as "not yet" (e.g. a service that is still
+    starting). Past ``deadline`` seconds, fail naming ``what`` and the last value (or
+    exception), so the message shows how far it got."""
     end = time.monotonic() + deadline
-    status = None
-    while time.monotonic() < end:
-        status = client.containers.get(name).attrs["State"].get("Health", {}).get("Status")
-        if status == "healthy":
-            return
-        time.sleep(1)
-    raise AssertionError("%s is %s after %ss" % (name, status, deadline))
+    last = None
+    while True:
+        try:
+            last = probe()
+        except retry_on as exc:  # pylint: disable=catching-non-exception  # a tuple of exception types
+            last = exc
+        else:
+            if done(last):
+                return last
+        if time.monotonic() >= end:
+            raise AssertionError(f"{what}: not within {deadline}s; last: {last!r}")
+        time.sleep(interval)
+
+
+def wait_healthy(client, name, deadline=180):
+    """Wait until container ``name`` runs and its healthcheck says healthy."""
+    def state():
+        container = client.containers.get(name)
+        return container.status, container.attrs["State"].get("Health", {}).get("Status")
+    poll(f"{name} running and healthy", state, done=lambda s: s == ("running", "healthy"), deadline=deadline)
 
 
 def image_of(client, name):

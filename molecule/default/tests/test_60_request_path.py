@@ -18,7 +18,7 @@ import conftest
 import pytest
 import requests
 
-from conftest import image_of, run_in_network
+from conftest import image_of, poll, run_in_network, wait_healthy
 
 FRONT = "http://127.0.0.1:8080"
 STACK = os.environ.get("DOCKERLAB_TEST_STACK", conftest.STACK)
@@ -264,18 +264,6 @@ def test_150_concurrent_requests_all_succeed():
     assert time.monotonic() - started < 45
 
 
-def _wait_running_and_healthy(client, name, deadline=60):
-    end = time.monotonic() + deadline
-    status = None
-    while time.monotonic() < end:
-        container = client.containers.get(name)
-        status = container.attrs["State"].get("Health", {}).get("Status")
-        if container.status == "running" and status == "healthy":
-            return
-        time.sleep(1)
-    raise AssertionError("%s is %s after %ss" % (name, status, deadline))
-
-
 def test_stopping_a_web_server_under_load_loses_no_request(client):
     total, results = 300, []
     deadline = time.monotonic() + 60
@@ -307,7 +295,7 @@ def test_stopping_a_web_server_under_load_loses_no_request(client):
         assert not thread.is_alive(), "the load did not finish within 60 s"
     finally:
         victim.start()
-        _wait_running_and_healthy(client, "web-server-1", deadline=60)
+        wait_healthy(client, "web-server-1", deadline=60)
 
     failed = [r for r in results if r[1] != 200]
     assert not failed, failed[:10]
@@ -317,16 +305,15 @@ def test_stopping_a_web_server_under_load_loses_no_request(client):
     assert {r[2] for r in after} == {"web-server-2"}, {r[2] for r in after}
 
     # ... and once it is back, the load balancer sends it requests again
-    end = time.monotonic() + 20
     seen = set()
     with requests.Session() as session:
-        while "web-server-1" not in seen and time.monotonic() < end:
+        def served():
             seen.add(served_by(session.get(FRONT + "/", timeout=TIMEOUT)))
-            time.sleep(0.1)
-    assert "web-server-1" in seen, (
-        "the restarted web-server-1 (now %s) got no request within 20 s: %s" % (
+            return seen
+        poll("the restarted web-server-1 (now at %s) getting a request again" % (
             client.containers.get("web-server-1").attrs["NetworkSettings"]["Networks"]
-            .get("ecommerce-frontend", {}).get("IPAddress"), seen))
+            .get("ecommerce-frontend", {}).get("IPAddress")),
+            served, done=lambda seen: "web-server-1" in seen, deadline=20, interval=0.1)
 
 
 # -- 9: segmentation -----------------------------------------------------------------------------
@@ -428,16 +415,19 @@ def test_every_response_carries_a_request_id(method, path):
     assert ids and all(ids), (resp.status_code, resp.headers)
 
 
-def _log_lines(client, name, since, request_id):
-    lines = []
+def _log_records(client, name, since, needle=None):
+    """Container ``name``'s log lines since ``since`` (those containing ``needle``, when given)
+    as JSON objects; a line that is not one is kept as ``{"unparsed": line}``."""
+    records = []
     for line in client.containers.get(name).logs(since=since, stdout=True, stderr=True).decode().splitlines():
+        if needle is not None and needle not in line:
+            continue
         try:
             record = json.loads(line)
         except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("request_id") == request_id:
-            lines.append(record)
-    return lines
+            record = None
+        records.append(record if isinstance(record, dict) else {"unparsed": line})
+    return records
 
 
 # Two ids the load balancer keeps as they are ([A-Za-z0-9._:@=+/-]{1,128}): every hop behind
@@ -463,20 +453,25 @@ def test_the_client_request_id_comes_back_and_is_logged_along_the_path(client, s
         "order-service": "/",
         "user-service": f"/{user['id']}",  # order-service checks the user, passing the id on
     }
-    found = {}
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        found = {name: [r for r in _log_lines(client, name, since, request_id) if r.get("msg") == "request"]
+    lb_expected = {("/api/orders/", request_id), ("/", request_id)}
+
+    def logged():
+        found = {name: [(r.get("path"), r.get("status")) for r in _log_records(client, name, since)
+                        if r.get("msg") == "request" and r.get("request_id") == request_id]
                  for name in expected}
-        if all(found.values()):
-            break
-        time.sleep(0.5)
+        # every load balancer line with the id, each parsed (an unparsable one fails the check below)
+        found["load-balancer"] = {("unparsed", r["unparsed"]) if "unparsed" in r else (r.get("uri"), r.get("request_id"))
+                                  for r in _log_records(client, "load-balancer", since, request_id)}
+        return found
+
+    # Each hop writes its line after answering, and the engine delivers it later still.
+    found = poll(f"a request line with the id {request_id!r} from every hop", logged,
+                 done=lambda found: all(found.values()) and lb_expected <= found["load-balancer"],
+                 deadline=30, interval=0.5)
     for name, path in expected.items():
-        assert [(r["path"], r["status"]) for r in found[name]] in ([(path, 201)], [(path, 200)]), (
+        assert found[name] in ([(path, 201)], [(path, 200)]), (
             "%s has no single request line for %s with the id %r: %s" % (name, path, request_id, found))
-    lb = [json.loads(line) for line in client.containers.get("load-balancer").logs(since=since).decode().splitlines()
-          if request_id in line]
-    assert {(r["uri"], r["request_id"]) for r in lb} == {("/api/orders/", request_id), ("/", request_id)}, lb
+    assert found["load-balancer"] == lb_expected, found["load-balancer"]
 
 
 @pytest.mark.parametrize("shape", sorted(CLIENT_IDS))

@@ -3,23 +3,24 @@ Docker's syslog driver, one file per container in the logs volume, and the reque
 one request through :8080 is in the load balancer's, the gateway's and the service's lines."""
 
 import json
-import time
 import urllib.request
 import uuid
+
+from conftest import poll
 
 COLLECTOR = "log-collector"
 LOG_DIR = "/var/log/ecommerce"
 
 
-def collected(client, pattern):
-    """The log files (container names) whose lines contain ``pattern``."""
-    result = client.containers.get(COLLECTOR).exec_run(["sh", "-c", f"grep -lF -- '{pattern}' {LOG_DIR}/*.log || true"])
-    return {line.rsplit("/", 1)[-1][:-len(".log")] for line in result.output.decode().split()}
+def log_files(client):
+    """The files in the collector's log directory."""
+    return set(client.containers.get(COLLECTOR).exec_run(["ls", LOG_DIR]).output.decode().split())
 
 
 def lines_with(client, name, pattern):
+    """The lines of container ``name``'s collected log that contain ``pattern`` (none yet: [])."""
     result = client.containers.get(COLLECTOR).exec_run(["grep", "-F", "--", pattern, f"{LOG_DIR}/{name}.log"])
-    return result.output.decode().splitlines()
+    return result.output.decode().splitlines() if result.exit_code == 0 else []
 
 
 def test_containers_log_through_the_collector(client):
@@ -28,8 +29,10 @@ def test_containers_log_through_the_collector(client):
         assert attrs["Type"] == "syslog", (name, attrs)
     # The collector itself keeps Docker's default driver (it cannot ship to itself).
     assert client.containers.get(COLLECTOR).attrs["HostConfig"]["LogConfig"]["Type"] == "json-file"
-    files = client.containers.get(COLLECTOR).exec_run(["ls", LOG_DIR]).output.decode().split()
-    assert {"load-balancer.log", "api-gateway.log", "user-service.log", "mysql-db.log"} <= set(files), files
+    # A container's file appears with its first line through syslog.
+    expected = {"load-balancer.log", "api-gateway.log", "user-service.log", "mysql-db.log"}
+    poll("a log file per container in the collector", lambda: log_files(client),
+         done=lambda files: expected <= files, deadline=30)
 
 
 def test_a_request_id_is_traced_through_every_hop(client):
@@ -38,13 +41,12 @@ def test_a_request_id_is_traced_through_every_hop(client):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert response.headers["X-Request-ID"] == request_id
-    hops = {"load-balancer", "api-gateway", "user-service"}
-    deadline = time.monotonic() + 30
-    while not hops <= collected(client, request_id) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert hops <= collected(client, request_id), collected(client, request_id)
+    hops = ("load-balancer", "api-gateway", "user-service")
+    found = poll(f"the request id in every hop's collected log ({LOG_DIR})",
+                 lambda: {name: lines_with(client, name, request_id) for name in hops},
+                 done=lambda found: all(found.values()), deadline=30)
     # Each hop's line is its own JSON object, intact after the syslog trip.
-    for name in hops:
-        line = lines_with(client, name, request_id)[0]
+    for name, lines in found.items():
+        line = lines[0]
         document = json.loads(line[line.index("{"):])
         assert document["request_id"] == request_id, (name, line)

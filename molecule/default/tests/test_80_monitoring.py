@@ -5,16 +5,16 @@ against the live Prometheus."""
 
 import json
 import sys
-import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 
 import pytest
 
-from conftest import REPO, wait_healthy
+from conftest import REPO, poll, wait_healthy
 
-sys.path.insert(0, str(REPO / "tests" / "unit" / "render"))
+sys.path.insert(0, str(REPO / "tests"))  # tests/dashboard_queries.py
 from dashboard_queries import dashboard_queries  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 PROMETHEUS = "http://127.0.0.1:9090"
@@ -36,15 +36,12 @@ def value(expr):
     return float(result[0]["value"][1]) if result else None
 
 
-def poll(what, predicate, deadline=90, interval=1.0):
-    end = time.monotonic() + deadline
-    last = None
-    while time.monotonic() < end:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} within {deadline}s; last: {last!r}")
+def through_the_lb(path="/api/users/health"):
+    """One request through :8080 (the gateway counts it)."""
+    request = urllib.request.Request(APP + path, headers={"X-Request-ID": f"monitoring-{uuid.uuid4()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return response.status
 
 
 @pytest.fixture
@@ -56,8 +53,10 @@ def undo():
 
 
 def test_prometheus_is_ready_and_every_target_is_up():
-    with urllib.request.urlopen(PROMETHEUS + "/-/ready", timeout=10) as response:
-        assert response.status == 200
+    def ready():
+        with urllib.request.urlopen(PROMETHEUS + "/-/ready", timeout=10) as response:
+            return response.status == 200
+    poll("Prometheus ready", ready, deadline=60, retry_on=(urllib.error.URLError, ConnectionError))
 
     def all_up():
         targets = api("/api/v1/targets")["data"]["activeTargets"]
@@ -68,21 +67,23 @@ def test_prometheus_is_ready_and_every_target_is_up():
     assert len(targets) == len(JOBS)
 
 
-def test_the_exporters_report_their_stores():
-    assert value('mysql_up{job="mysql"}') == 1
-    assert value('redis_up{job="redis"}') == 1
-    assert value('nginx_up{job="nginx"}') == 1
-    assert value('max(node_filesystem_size_bytes{job="node"})') > 0
+@pytest.mark.parametrize("expr", ['mysql_up{job="mysql"}', 'redis_up{job="redis"}', 'nginx_up{job="nginx"}'])
+def test_the_exporters_report_their_stores(expr):
+    # the exporter's next scrape after its store answers
+    poll(f"{expr} == 1", lambda: value(expr), done=lambda v: v == 1, deadline=60)
+
+
+def test_the_node_exporter_reports_the_filesystems():
+    expr = 'max(node_filesystem_size_bytes{job="node"})'
+    poll(f"{expr} > 0", lambda: value(expr), done=lambda v: v is not None and v > 0, deadline=60)
 
 
 def test_a_request_through_the_load_balancer_raises_the_gateways_counter():
     expr = 'sum(http_requests_total{job="api-gateway", route=~".*users.*"})'
-    before = poll("a gateway request counter", lambda: value(expr) is not None and [value(expr)], deadline=30)[0]
-    for attempt in range(5):
-        request = urllib.request.Request(APP + "/api/users/health", headers={"X-Request-ID": f"count-{attempt}-{uuid.uuid4()}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
-    after = poll("the counter to rise by 5", lambda: (value(expr) or 0) >= before + 5 and [value(expr)], deadline=30)[0]
+    before = poll("a gateway request counter", lambda: value(expr), done=lambda v: v is not None, deadline=30)
+    for _attempt in range(5):
+        through_the_lb()
+    after = poll("the counter to rise by 5", lambda: value(expr) or 0, done=lambda v: v >= before + 5, deadline=30)
     assert after >= before + 5
 
 
@@ -117,8 +118,11 @@ def test_every_dashboard_query_is_valid_against_the_live_prometheus():
         if answer["status"] != "success":
             failed[title] = answer
     assert not failed
-    # The request-path panels have data here (cAdvisor's are empty offline).
-    assert value("sum(rate(http_requests_total[1m]))") > 0
+    # The request-path panels have data here (cAdvisor's are empty offline): a rate needs two
+    # scrapes with requests between them, so keep requests coming while polling.
+    expr = "sum(rate(http_requests_total[1m]))"
+    poll(f"{expr} > 0", lambda: through_the_lb() and value(expr), done=lambda v: v is not None and v > 0,
+         deadline=90, interval=2.0)
 
 
 def test_only_the_load_balancer_listens_on_all_interfaces(client):

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Unit tests of plugins/module_utils/report.py: comparison, reachability, renderers (golden files).
+"""Unit tests of plugins/module_utils/_report: comparison, reachability, renderers (golden files).
 
 Regenerate the golden files with ``UPDATE_GOLDEN=1 python -m pytest tests/unit/plugins/module_utils/test_report.py``
 (never in CI) and review the diff.
@@ -17,7 +17,14 @@ import random
 from pathlib import Path
 
 import pytest
-from ansible_collections.dockerlab.ecommerce.plugins.module_utils import report as rep
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report import (
+    build,
+    compare,
+    reachability,
+    renderers,
+)
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import resolve
+from fake_docker import FakeDockerClient
 
 GOLDEN = Path(__file__).parent / 'golden'
 UPDATE = os.environ.get('UPDATE_GOLDEN') == '1'
@@ -43,6 +50,14 @@ SERVICES = {
 }
 FLOWS = [{'from': 'web', 'to': 'api', 'port': 3000}, {'from': 'api', 'to': 'db', 'port': 3306},
          {'from': 'api', 'to': 'cache', 'port': 6379}]
+
+
+def topology(services=None):
+    """The resolved topology of SERVICES (or of ``services``)."""
+    return resolve(services or SERVICES, NETWORKS, VOLUMES, stack_name='shop')
+
+
+RECORDS = topology()['containers']
 
 
 def _container(name, ident, networks, running=True, ports=None, mounts=None, labels=None, health=None):
@@ -89,8 +104,8 @@ def raw_stack():
     return {'networks': networks, 'containers': containers, 'volumes': volumes}
 
 
-def build():
-    return rep.build_report(raw_stack(), 'shop', SERVICES, NETWORKS, VOLUMES, FLOWS, '/srv/shop/secrets')
+def build_shop():
+    return build.build_report(raw_stack(), 'shop', RECORDS, NETWORKS, VOLUMES, FLOWS, '/srv/shop/secrets')
 
 
 def kinds(report):
@@ -98,7 +113,7 @@ def kinds(report):
 
 
 def test_compare_reports_every_fault_by_name():
-    report = build()
+    report = build_shop()
     assert kinds(report) == sorted([
         ('missing_container', 'api'),
         ('container_not_running', 'cache'),
@@ -121,7 +136,7 @@ def test_compare_reports_every_fault_by_name():
     assert set(found) == {('missing_container', 'api'), ('container_not_running', 'cache'), ('extra_attachment', 'db'),
                           ('unexpected_port', 'db'), ('unexpected_container', 'debug'),
                           ('network_mismatch', 'shop-database'), ('port_bound_to_all_interfaces', 'web')}
-    assert all(v['kind'] in rep.VIOLATION_KINDS for v in report['violations'])
+    assert all(v['kind'] in compare.VIOLATION_KINDS for v in report['violations'])
 
 
 def test_missing_things_and_bad_flows():
@@ -134,7 +149,7 @@ def test_missing_things_and_bad_flows():
                                                           'bind_address': '127.0.0.1'})
     services['data_services']['db']['ports'] = [{'host_port': 3306, 'container_port': 3306,
                                                  'bind_address': '10.0.0.1'}]
-    report = rep.build_report(raw, 'shop', services, NETWORKS, VOLUMES, flows)
+    report = build.build_report(raw, 'shop', topology(services)['containers'], NETWORKS, VOLUMES, flows)
     found = {(v['kind'], v['subject']): v['message'] for v in report['violations']}
     assert found[('missing_network', 'shop-database')] == "network shop-database (stack_networks['database']) does not exist"
     assert ('missing_volume', 'shop-db-data') in found
@@ -146,12 +161,12 @@ def test_missing_things_and_bad_flows():
 
 
 def test_report_is_canonical_and_order_independent():
-    first = build()
+    first = build_shop()
     raw = raw_stack()
     random.Random(4).shuffle(raw['containers'])
     raw['networks'].reverse()
-    second = rep.build_report(raw, 'shop', SERVICES, NETWORKS, VOLUMES, list(reversed(FLOWS)), '/srv/shop/secrets')
-    assert rep.render_json(first) == rep.render_json(second)
+    second = build.build_report(raw, 'shop', RECORDS, NETWORKS, VOLUMES, list(reversed(FLOWS)), '/srv/shop/secrets')
+    assert renderers.render_json(first) == renderers.render_json(second)
     assert first['schema_version'] == 1
     web = [c for c in first['containers'] if c['name'] == 'web'][0]
     assert web['networks'] == [{'name': 'shop-frontend', 'key': 'frontend', 'ipv4_address': '172.30.0.10',
@@ -162,23 +177,24 @@ def test_report_is_canonical_and_order_independent():
     assert 'Id' not in json.dumps(first)
 
 
-def _fake_exec(open_endpoints, calls):
-    def exec_fn(container, argv, environment):
-        calls.append((container, environment['DL_TARGETS'].split(), environment['DL_T']))
-        lines = [f"{t} {'open' if (container, t) in open_endpoints else 'closed'}" for t in environment['DL_TARGETS'].split()]
+def reach_client(open_endpoints):
+    """A client whose reachability exec finds ``(container, 'address:port')`` open, the rest closed."""
+    def answer(container, environment):
+        lines = [f"{t} {'open' if (container, t) in open_endpoints else 'closed'}"
+                 for t in environment['DL_TARGETS'].split()]
         return 0, ('\n'.join(lines) + '\n').encode(), b''
-    return exec_fn
+    return FakeDockerClient(answer=answer)
 
 
 def test_reachability_matrix_and_violations():
-    report = build()
-    calls = []
-    open_endpoints = {('web', '172.31.0.10:3306'), ('db', '172.30.0.10:80')}
-    matrix = rep.probe_reachability(_fake_exec(open_endpoints, calls), report['containers'], SERVICES, FLOWS,
-                                    timeout=1)
+    report = build_shop()
+    client = reach_client({('web', '172.31.0.10:3306'), ('db', '172.30.0.10:80')})
+    matrix = reachability.probe_reachability(client, report['containers'], RECORDS, FLOWS, timeout=1)
     # one exec per running declared source (db, web), none from the stopped cache or the undeclared debug
-    assert sorted(c[0] for c in calls) == ['db', 'web']
-    assert dict((c[0], c[1]) for c in calls)['web'] == ['172.30.0.11:3306', '172.31.0.10:3306']
+    calls = {container: environment for container, _command, environment in client.api.execs}
+    assert sorted(calls) == ['db', 'web'] and len(client.api.execs) == 2
+    assert calls['web']['DL_TARGETS'].split() == ['172.30.0.11:3306', '172.31.0.10:3306']
+    assert calls['web']['DL_T'] == '1'
     assert matrix['skipped'] == [{'container': 'api', 'reason': 'missing, so no connection was tried from it'},
                                  {'container': 'cache', 'reason': 'not running, so no connection was tried from it'}]
     cells = {(c['from'], c['to'], c['port']): c for c in matrix['cells']}
@@ -189,7 +205,7 @@ def test_reachability_matrix_and_violations():
     assert cells[('db', 'cache', 6379)] == {'from': 'db', 'from_service': 'db', 'to': 'cache', 'to_service': 'cache',
                                             'port': 6379, 'expected': False, 'observed': False, 'via': [],
                                             'violation': False}
-    rep.add_reachability(report, matrix)
+    build.add_reachability(report, matrix)
     found = {(v['kind'], v['subject']): v['message'] for v in report['violations']}
     assert found[('unexpected_flow', 'web -> db:3306')] == (
         'flow web -> db:3306 is reachable but stack_flows does not allow it (web -> db:3306)')
@@ -197,11 +213,10 @@ def test_reachability_matrix_and_violations():
 
 
 def test_unreachable_allowed_flow():
-    report = build()
-    services = copy.deepcopy(SERVICES)
+    report = build_shop()
     flows = [{'from': 'web', 'to': 'db', 'port': 3306}, {'from': 'db', 'to': 'cache', 'port': 6379}]
-    matrix = rep.probe_reachability(_fake_exec(set(), []), report['containers'], services, flows)
-    violations = rep.reachability_violations(matrix, report['containers'])
+    matrix = reachability.probe_reachability(reach_client(set()), report['containers'], RECORDS, flows)
+    violations = reachability.reachability_violations(matrix, report['containers'])
     assert {(v['kind'], v['subject']): v['message'] for v in violations} == {
         ('unreachable_allowed', 'web -> db:3306'): 'flow web -> db:3306 is allowed by stack_flows but unreachable',
         ('unreachable_allowed', 'db -> cache:6379'):
@@ -210,21 +225,22 @@ def test_unreachable_allowed_flow():
 
 
 def test_reachability_exec_failures_are_skipped():
-    report = build()
+    report = build_shop()
 
-    def exec_fn(container, argv, environment):
+    def answer(container, _environment):
         if container == 'web':
             return 127, b'', b'the container has none of python3, bash with timeout, or busybox (nc)\n'
-        raise RuntimeError('container db is restarting')
-    matrix = rep.probe_reachability(exec_fn, report['containers'], SERVICES, FLOWS)
+        raise RuntimeError('409 Client Error: Conflict (Container bbbb is restarting, wait until the container '
+                           'is running)')
+    matrix = reachability.probe_reachability(FakeDockerClient(answer=answer), report['containers'], RECORDS, FLOWS)
     assert matrix['cells'] == []
     assert [s['container'] for s in matrix['skipped']] == ['api', 'cache', 'db', 'web']
     assert 'busybox' in matrix['skipped'][3]['reason']
-    assert matrix['skipped'][2]['reason'] == 'container db is restarting'
+    assert matrix['skipped'][2]['reason'] == 'container db is not running'
 
 
 def test_parse_reach_output():
-    assert rep.parse_reach_output('1.2.3.4:80 open\n1.2.3.4:81 closed\ngarbage\n') == {
+    assert reachability.parse_reach_output('1.2.3.4:80 open\n1.2.3.4:81 closed\ngarbage\n') == {
         '1.2.3.4:80': True, '1.2.3.4:81': False}
 
 
@@ -291,10 +307,10 @@ FIXED_REPORT = {
 
 
 @pytest.mark.parametrize('renderer, filename', [
-    (rep.render_markdown, 'report.md'),
-    (rep.render_mermaid, 'report.mmd'),
-    (rep.render_dot, 'report.dot'),
-    (rep.render_json, 'report.json'),
+    (renderers.render_markdown, 'report.md'),
+    (renderers.render_mermaid, 'report.mmd'),
+    (renderers.render_dot, 'report.dot'),
+    (renderers.render_json, 'report.json'),
 ])
 def test_golden(renderer, filename):
     rendered = renderer(copy.deepcopy(FIXED_REPORT))
@@ -310,13 +326,13 @@ def test_markdown_never_prints_secrets_and_handles_empty_report():
     empty = {'schema_version': 1, 'stack_name': 'x', 'secrets_dir': None, 'networks': [], 'containers': [],
              'volumes': [], 'flows': [], 'reachability': None, 'violations': [],
              'summary': {'networks': 0, 'containers': 0, 'running': 0, 'violations': 0}}
-    text = rep.render_markdown(empty)
+    text = renderers.render_markdown(empty)
     assert 'No container publishes a port.' in text and 'None.' in text
-    assert rep.render_mermaid(empty).startswith('%% topology of the stack x')
-    assert rep.render_dot(empty).rstrip().endswith('}')
+    assert renderers.render_mermaid(empty).startswith('%% topology of the stack x')
+    assert renderers.render_dot(empty).rstrip().endswith('}')
 
 
 def test_dot_escapes_quotes():
     tricky = copy.deepcopy(FIXED_REPORT)
     tricky['stack_name'] = 'a "quoted" \\ name'
-    assert 'digraph "a \\"quoted\\" \\\\ name" {' in rep.render_dot(tricky)
+    assert 'digraph "a \\"quoted\\" \\\\ name" {' in renderers.render_dot(tricky)

@@ -15,7 +15,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import resolve
 from ansible_collections.dockerlab.ecommerce.plugins.modules import stack_health
+from conftest import default_model
 from test_topology_precheck import module_side  # noqa: F401  pylint: disable=unused-import
 
 
@@ -118,7 +120,9 @@ def test_deadline_waits_for_a_port(capsys, closed_port):
 
 
 @pytest.mark.parametrize('args, message', [
-    ({}, 'There is nothing to check: give services (the topology data) or checks'),
+    ({}, "There is nothing to check: give topology (the dockerlab.ecommerce.stack_model filter's result) or checks"),
+    ({'topology': {'data_services': {}}}, 'topology is not a resolved topology (it has no containers list); pass the '
+                                          'result of the dockerlab.ecommerce.stack_model filter'),
     ({'checks': [{'kind': 'http'}]}, 'Some checks cannot run; fix them:\nchecks[0]: a http check needs url'),
     ({'checks': [{'kind': 'tcp', 'host': 'x', 'port': 1}, {'kind': 'dns', 'container': 'c', 'name': 'n'}]},
      'Some checks cannot run; fix them:\nchecks[1]: a dns check needs expected (a list of addresses) or '
@@ -156,20 +160,54 @@ class FakeClient:
         pass
 
 
-def test_derived_container_checks(capsys, monkeypatch, topology):
+def test_derived_container_checks(capsys, monkeypatch):
     pytest.importorskip('docker')
-    networks, _volumes, services = topology
+    model = default_model('upstream')
+    # the data tier's containers, without their probes (they need docker exec): the container checks
+    model['containers'] = [dict(record, probe=None) for record in model['containers'] if record['tier'] == 'data']
+    model['checks'] = []
     running = {'State': {'Status': 'running', 'Running': True, 'ExitCode': 0,
                          'Health': {'Status': 'healthy', 'Log': [{'Output': 'ok'}]}},
                'RestartCount': 0, 'Config': {'Labels': {'dockerlab.stack': 'ecommerce'}},
                'NetworkSettings': {'Networks': {'ecommerce-database': {'IPAddress': '172.22.0.10'}}}}
     fake = FakeClient({'mysql-db': running, 'redis-cache': dict(running, RestartCount=3)})
     monkeypatch.setattr(stack_health, 'get_client', lambda *args: (fake, None))
-    failed, result = run_module(capsys, {'services': {'data_services': services['data_services']},
-                                         'networks': networks, 'baseline': {'redis-cache': 1}})
+    failed, result = run_module(capsys, {'topology': model, 'baseline': {'redis-cache': 1}})
     assert failed
     assert result['msg'].splitlines() == [
         'container mongodb: expected a container named mongodb, saw no such container',
         'container redis-cache: expected no restarts since the baseline (1), saw 3 restarts',
     ]
     assert result['checks'][1]['message'] == 'running, healthy, 0 restarts'
+
+
+def test_derived_dns_and_validate_checks(capsys, monkeypatch):
+    """The edges give dns checks, the services' validate checks run; a bad one names its variable."""
+    services = {'backend_services': {
+        'api-gateway': {'container_name': 'api-gateway', 'networks': ['backend'], 'expose': [3000],
+                        'connects_to': [{'service': 'user-service'}],
+                        'validate': [{'kind': 'tcp', 'label': 'closed', 'host': '127.0.0.1', 'port': 1}]},
+        'user-service': {'container_name': 'user-service', 'replicas': 2, 'networks': ['backend'], 'expose': [3001]},
+    }}
+    model = resolve(services, {'backend': {'name': 'ecommerce-backend'}})
+    planned = []
+
+    def fake_run_checks(ctx, checks, **kwargs):
+        planned.extend(checks)
+        return [{'name': c['name'], 'kind': c['kind'], 'target': c['target'], 'passed': True, 'attempts': 1,
+                 'duration_ms': 0, 'message': 'ok', 'observed': {}} for c in checks]
+    monkeypatch.setattr(stack_health, 'get_client', lambda *args: (FakeClient({}), None))
+    monkeypatch.setattr(stack_health, 'run_checks', fake_run_checks)
+    failed, result = run_module(capsys, {'topology': model})
+    assert not failed, result
+    assert [c['name'] for c in planned] == ['container api-gateway', 'container user-service-1',
+                                            'container user-service-2', 'api-gateway finds user-service by name',
+                                            'closed']
+    dns = planned[3]
+    assert (dns['container'], dns['query'], dns['expected_container']) == (
+        'api-gateway', 'user-service', ['user-service-1', 'user-service-2'])
+
+    model['checks'][0].pop('host')
+    failed, result = run_module(capsys, {'topology': model})
+    assert failed and result['msg'] == ("Some checks cannot run; fix them:\nbackend_services['api-gateway'].validate[0]: "
+                                        'a tcp check needs host (or from_container, to connect from inside a container)')

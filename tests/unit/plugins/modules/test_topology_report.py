@@ -17,11 +17,15 @@ from ansible_collections.dockerlab.ecommerce.plugins.modules import topology_rep
 from test_topology_precheck import module_side, warning_texts  # noqa: F401  pylint: disable=unused-import
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'module_utils'))
-from test_report import FLOWS, NETWORKS, SERVICES, VOLUMES, raw_stack  # noqa: E402
+from fake_docker import FakeDockerAPI  # noqa: E402
+from test_report import FLOWS, NETWORKS, VOLUMES, raw_stack, topology  # noqa: E402
 
 
-class FakeAPI:
+class FakeAPI(FakeDockerAPI):
+    """The list and inspect calls topology_report makes, on ``raw`` (test_report.raw_stack()); exec from FakeDockerAPI."""
+
     def __init__(self, raw):
+        super().__init__()
         self.raw = raw
         self.calls = []
 
@@ -75,7 +79,7 @@ def run_module(capsys, args):
 
 
 def base_args(tmp_path, **extra):
-    args = {'stack_name': 'shop', 'services': SERVICES, 'networks': NETWORKS, 'volumes': VOLUMES, 'flows': FLOWS,
+    args = {'stack_name': 'shop', 'topology': topology(), 'networks': NETWORKS, 'volumes': VOLUMES, 'flows': FLOWS,
             'secrets_dir': '/srv/shop/secrets',
             'json_path': str(tmp_path / 'r.json'), 'markdown_path': str(tmp_path / 'r.md'),
             'mermaid_path': str(tmp_path / 'r.mmd'), 'dot_path': str(tmp_path / 'r.dot')}
@@ -110,7 +114,7 @@ def test_check_mode_writes_nothing(capsys, tmp_path, fake_docker):
 def test_svg_without_graphviz_warns(capsys, tmp_path, fake_docker, monkeypatch):
     from ansible.module_utils.basic import AnsibleModule
     monkeypatch.setattr(AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: None)
-    failed, result = run_module(capsys, {'stack_name': 'shop', 'services': SERVICES, 'networks': NETWORKS,
+    failed, result = run_module(capsys, {'stack_name': 'shop', 'topology': topology(), 'networks': NETWORKS,
                                          'svg_path': str(tmp_path / 'r.svg')})
     assert not failed and result['changed'] is False and 'svg' not in result['files']
     assert any("Graphviz's dot is not installed" in w for w in warning_texts(result))
@@ -124,7 +128,7 @@ def test_svg_with_graphviz(capsys, tmp_path, fake_docker, monkeypatch):
         assert args == ['/usr/bin/dot', '-Tsvg'] and data.startswith('digraph "shop"')
         return 0, b'<svg/>', b''
     monkeypatch.setattr(AnsibleModule, 'run_command', fake_dot)
-    failed, result = run_module(capsys, {'stack_name': 'shop', 'services': SERVICES, 'networks': NETWORKS,
+    failed, result = run_module(capsys, {'stack_name': 'shop', 'topology': topology(), 'networks': NETWORKS,
                                          'svg_path': str(tmp_path / 'r.svg')})
     assert not failed and result['files']['svg'] == {'path': str(tmp_path / 'r.svg'), 'changed': True}
     assert (tmp_path / 'r.svg').read_bytes() == b'<svg/>'
@@ -147,3 +151,27 @@ def test_missing_directory_and_no_engine(capsys, tmp_path, fake_docker, monkeypa
     monkeypatch.setattr(topology_report, 'get_client', lambda *args: (None, 'No Docker engine answered at x'))
     failed, result = run_module(capsys, base_args(tmp_path))
     assert failed and result['msg'] == 'No Docker engine answered at x'
+
+
+def test_reachability_through_docker_exec(capsys, tmp_path, fake_docker):
+    """probe_reachability runs one exec per running declared container through the client."""
+    answered = []
+
+    def answer(container, environment):
+        answered.append(container)
+        return 0, ''.join(f'{target} closed\n' for target in environment['DL_TARGETS'].split()).encode(), b''
+    fake_docker.api.answer = answer
+    failed, result = run_module(capsys, base_args(tmp_path, probe_reachability=True))
+    assert not failed, result
+    assert sorted(answered) == ['db', 'web']
+    found = {(v['kind'], v['subject']): v['message'] for v in result['violations']}
+    assert found[('unreachable_allowed', 'web -> api:3000')] == (
+        'flow web -> api:3000 is allowed by stack_flows but unreachable (api is not running)')
+    assert result['report']['reachability']['skipped'][0] == {
+        'container': 'api', 'reason': 'missing, so no connection was tried from it'}
+
+
+def test_topology_must_be_resolved(capsys, tmp_path, fake_docker):
+    failed, result = run_module(capsys, base_args(tmp_path, topology={'data_services': {}}))
+    assert failed and result['msg'] == ('topology is not a resolved topology (it has no containers list); pass the '
+                                        'result of the dockerlab.ecommerce.stack_model filter')

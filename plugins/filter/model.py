@@ -1,0 +1,90 @@
+# Copyright: dockerlab.ecommerce contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over the resolved topology: resolve it once, then derive what tasks apply and check."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology import model as topology
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.targets import containers_target
+
+
+def stack_model(services_by_var, networks, volumes, images=None, refs=None, profile=None, stack_name='ecommerce',
+                config_dir='/opt/dockerlab/ecommerce', healthcheck=None, container_log=None, entrypoint=None):
+    """The resolved topology (see module_utils/_topology/model.py): one record per container."""
+    try:
+        return topology.resolve(services_by_var, networks, volumes, images=images, refs=refs, profile=profile,
+                                stack_name=stack_name, config_dir=config_dir, healthcheck_defaults=healthcheck,
+                                container_log=container_log, entrypoint=entrypoint)
+    except topology.TopologyError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def stack_target(model, tier=None, components=None, exclude=None, config_hashes=None):
+    """What the containers target applies for one tier: ``{create, skipped, wait}``."""
+    return containers_target(model, tier=tier, components=components, exclude=exclude, config_hashes=config_hashes)
+
+
+def stack_tier_files(model, tier, components=None, exclude=None):
+    """The config files and secrets of one tier's deployed components (optionally some of them)."""
+    return [entry for entry in model['files']
+            if entry['tier'] == tier and (components is None or entry['component'] in components)
+            and entry['component'] not in (exclude or ())]
+
+
+def upstream_servers(model, component, weights=None, weights_var='weights'):
+    """The containers of ``component`` as load-balancer upstream servers: ``[{host, port, weight}]``
+    in replica order, the port being the first one it exposes. ``weights`` gives each replica's
+    weight by position (missing ones are 1); a weight that is not a whole number of at least 1,
+    or more weights than containers, is an error naming ``weights_var``."""
+    records = topology.by_component(model).get(component, [])
+    weights = list(weights or [])
+    servers = []
+    for position, record in enumerate(records):
+        weight = weights[position] if position < len(weights) else 1
+        if isinstance(weight, bool) or not str(weight).isdigit() or int(weight) < 1:
+            raise AnsibleFilterError(
+                f"{weights_var}: weight {weight!r} for {record['name']} (position {position + 1}) must be a whole "
+                'number of at least 1')
+        if not record['expose']:
+            raise AnsibleFilterError(f"{record['variable']}: list the port it serves in expose, so the load "
+                                     'balancer knows where to send requests')
+        servers.append({'host': record['name'], 'port': record['expose'][0], 'weight': int(weight)})
+    if len(weights) > len(records):
+        raise AnsibleFilterError(
+            f'{weights_var}: {len(weights)} weights are given for {len(records)} {component} containers; give one '
+            'weight per container')
+    return servers
+
+
+def _listed(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def flow_policy(model, extra_flows=None, network_peers=False):
+    """Who may connect to whom: the edges the services declare (``connects_to``), the user's
+    own ``extra_flows`` (``{from, to, port}``, ``from``/``to`` may be lists) whose two ends are
+    deployed, and with ``network_peers`` what the declared networks allow anyway."""
+    deployed = set(topology.by_component(model))
+    policy = topology.flows(model)
+    for flow in extra_flows or []:
+        for source in _listed(flow['from']):
+            for target in _listed(flow['to']):
+                if source in deployed and target in deployed:
+                    policy.append({'from': source, 'to': target, 'port': int(flow['port'])})
+    if network_peers:
+        policy.extend(topology.network_peer_flows(model))
+    unique = {(flow['from'], flow['to'], flow['port']) for flow in policy}
+    return [{'from': source, 'to': target, 'port': port} for source, target, port in sorted(unique)]
+
+
+def scrape_jobs(model):
+    """Prometheus' scrape jobs: one per service with ``metrics``, every replica a target."""
+    return topology.scrape_jobs(model)
+
+
+class FilterModule:
+    def filters(self):
+        return {'stack_model': stack_model, 'stack_target': stack_target, 'stack_tier_files': stack_tier_files,
+                'upstream_servers': upstream_servers, 'flow_policy': flow_policy, 'scrape_jobs': scrape_jobs}

@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dockerlab.ecommerce contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Integration test of the service image (roles/backend/images/service).
+
+Builds the Dockerfile from ``DOCKERLAB_BASE_IMAGE`` (a local Debian bookworm image, so the
+code runs on Debian's python3-aiohttp 3.8 / python3-pymysql 1.0 / python3-redis 4.3 /
+python3-prometheus-client 0.16), starts the four services with the local
+``dockerlab/ecommerce-mysql:*`` and ``dockerlab/ecommerce-redis:*`` images on a private
+``h3s-`` network, waits for the image's healthcheck script to pass in every service, then
+runs user -> order -> payment through the gateway, from the host, over the gateway
+container's address.  Everything it creates is removed at the end except the image
+``h3s-ecommerce-service:pytest`` (kept so that a second run reuses the build cache).
+
+Skipped, with the reason, without DOCKERLAB_BASE_IMAGE, a Docker engine or the data images.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from docker_env import base_image  # pylint: disable=import-error  # tests/docker_env.py
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_DIR = REPO_ROOT / "roles" / "backend" / "images" / "service"
+TAG = "h3s-ecommerce-service:pytest"
+PREFIX = "h3s-int-"
+ROOT_PW = "h3s-Root-pw"
+APP_USER = "shop"
+APP_PW = "h3s-App-pw"
+REDIS_PW = "h3s-Redis-pw"
+
+INIT_SQL = f"""
+CREATE DATABASE IF NOT EXISTS orders CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS payments CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+GRANT ALL PRIVILEGES ON users.* TO '{APP_USER}'@'%';
+GRANT ALL PRIVILEGES ON orders.* TO '{APP_USER}'@'%';
+GRANT ALL PRIVILEGES ON payments.* TO '{APP_USER}'@'%';
+FLUSH PRIVILEGES;
+"""
+
+BASE_IMAGE = base_image()
+
+
+def _client():
+    return docker.from_env(timeout=120)
+
+
+def _latest_tag(client, repository):
+    images = [image for image in client.images.list(name=repository) if image.tags]
+    images.sort(key=lambda image: image.attrs.get("Created", ""), reverse=True)
+    return images[0].tags[0] if images else None
+
+
+def _ip(container, network):
+    container.reload()
+    return container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    client = _client()
+    mysql_image = _latest_tag(client, "dockerlab/ecommerce-mysql")
+    redis_image = _latest_tag(client, "dockerlab/ecommerce-redis")
+    if not mysql_image or not redis_image:
+        pytest.fail("no local dockerlab/ecommerce-mysql:* or dockerlab/ecommerce-redis:* image (the service runs "
+                    "against them): `make images` builds them")
+    started = time.monotonic()
+    image, _logs = client.images.build(path=str(SERVICE_DIR), tag=TAG, buildargs={"BASE_IMAGE": BASE_IMAGE},
+                                       rm=True, forcerm=True, pull=False)
+    build_seconds = time.monotonic() - started
+
+    suffix = uuid.uuid4().hex[:6]
+    files = tmp_path_factory.mktemp("h3s-service-image")
+    files.chmod(0o755)
+    initdb = files / "initdb"
+    initdb.mkdir(mode=0o755)
+    (initdb / "10-databases.sql").write_text(INIT_SQL)
+    (initdb / "10-databases.sql").chmod(0o644)
+    secrets = files / "secrets"
+    secrets.mkdir(mode=0o755)
+    for name, value in (("mysql_password", APP_PW), ("redis_password", REDIS_PW)):
+        (secrets / name).write_text(value + "\n")
+        (secrets / name).chmod(0o644)
+
+    network = client.networks.create(f"{PREFIX}{suffix}", driver="bridge")
+    containers = {}
+    try:
+        containers["mysql"] = client.containers.run(
+            mysql_image, name=f"{PREFIX}mysql-{suffix}", detach=True, network=network.name,
+            environment={"MYSQL_ROOT_PASSWORD": ROOT_PW, "MYSQL_DATABASE": "users",
+                         "MYSQL_USER": APP_USER, "MYSQL_PASSWORD": APP_PW},
+            volumes={str(initdb): {"bind": "/docker-entrypoint-initdb.d", "mode": "ro"}})
+        containers["redis"] = client.containers.run(
+            redis_image, ["redis-server", "--requirepass", REDIS_PW, "--save", ""],
+            name=f"{PREFIX}redis-{suffix}", detach=True, network=network.name)
+        names = {service: f"{PREFIX}{service}-{suffix}" for service in ("user", "order", "payment", "gateway")}
+        common = {
+            "MYSQL_HOST": containers["mysql"].name, "MYSQL_USER": APP_USER,
+            "MYSQL_PASSWORD_FILE": "/run/secrets/mysql_password",
+            "REDIS_HOST": containers["redis"].name, "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
+            "USER_SERVICE_URL": f"http://{names['user']}:3001",
+            "ORDER_SERVICE_URL": f"http://{names['order']}:3002",
+            "PAYMENT_SERVICE_URL": f"http://{names['payment']}:3003",
+            "CACHE_TTL": "30",
+        }
+        # started before MySQL is ready on purpose: they must wait for it
+        for service, database in (("user", "users"), ("order", "orders"), ("payment", "payments"),
+                                  ("gateway", None)):
+            environment = dict(common, SERVICE=service)
+            if database:
+                environment["MYSQL_DATABASE"] = database
+            containers[service] = client.containers.run(
+                TAG, name=names[service], detach=True, network=network.name, environment=environment,
+                volumes={str(secrets): {"bind": "/run/secrets", "mode": "ro"}})
+
+        deadline = time.monotonic() + 120
+        pending = ["user", "order", "payment", "gateway"]
+        while pending:
+            service = pending[0]
+            result = containers[service].exec_run(["python3", "-m", "ecommerce_app.healthcheck"])
+            if result.exit_code == 0:
+                pending.pop(0)
+                continue
+            containers[service].reload()
+            if containers[service].status != "running" or time.monotonic() > deadline:
+                logs = containers[service].logs(tail=40).decode(errors="replace")
+                pytest.fail(f"{service} never became healthy ({containers[service].status}):\n{logs}")
+            time.sleep(0.5)
+        yield {"client": client, "network": network.name, "containers": containers, "image": image,
+               "gateway": f"http://{_ip(containers['gateway'], network.name)}:3000",
+               "build_seconds": build_seconds}
+    finally:
+        for container in containers.values():
+            try:
+                container.remove(force=True, v=True)
+            except Exception:
+                pass
+        try:
+            network.remove()
+        except Exception:
+            pass
+        client.close()
+
+
+def test_image_interface(lab):
+    config = lab["image"].attrs["Config"]
+    assert config["User"] == "app"
+    assert config["Cmd"] == ["python3", "-m", "ecommerce_app"]
+    assert config["Healthcheck"]["Test"] == ["CMD", "python3", "-m", "ecommerce_app.healthcheck"]
+    assert config["StopSignal"] == "SIGTERM" and config["WorkingDir"] == "/opt/ecommerce"
+    assert "PYTHONUNBUFFERED=1" in config["Env"]
+    versions = lab["containers"]["user"].exec_run(
+        ["python3", "-c", "import aiohttp, pymysql, redis; print(aiohttp.__version__, pymysql.__version__, "
+         "redis.__version__)"]).output.decode().split()
+    assert versions[0].startswith("3.8.") and versions[1].startswith("1.0.") and versions[2].startswith("4.3.")
+    assert lab["containers"]["user"].exec_run(["id", "-u"]).output.decode().strip() == "10001"
+
+
+def test_user_order_payment_flow_through_the_gateway(lab):
+    base = lab["gateway"]
+    http = requests.Session()
+    status = http.get(f"{base}/system/status", timeout=10).json()
+    assert {name: s["status"] for name, s in status["services"].items()} == {
+        "user-service": "healthy", "order-service": "healthy", "payment-service": "healthy"}
+
+    email = f"flow-{uuid.uuid4().hex[:8]}@example.test"
+    response = http.post(f"{base}/users", json={"name": "Flow Tester", "email": email},
+                         headers={"X-Request-ID": "h3s-flow-1"}, timeout=10)
+    assert response.status_code == 201, response.text
+    assert response.headers["X-Request-ID"] == "h3s-flow-1"
+    user = response.json()
+    first = http.get(f"{base}/users/{user['id']}", timeout=10)
+    second = http.get(f"{base}/users/{user['id']}", timeout=10)
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert http.get(f"{base}/users/health", timeout=10).json()["checks"] == {"database": "ok", "cache": "ok"}
+
+    response = http.post(f"{base}/orders", json={"user_id": user["id"], "items": [
+        {"sku": "MUG", "quantity": 2, "unit_price": "7.25"}, {"name": "Tea", "quantity": 1, "unit_price": 3.5}]},
+        timeout=10)
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["total"] == "18.00" and order["status"] == "pending"
+    response = http.post(f"{base}/orders", json={"user_id": 99999999, "items": [
+        {"sku": "MUG", "quantity": 1, "unit_price": "1.00"}]}, timeout=10)
+    assert response.status_code == 422 and response.json()["field"] == "user_id"
+
+    response = http.post(f"{base}/payments", json={"order_id": order["id"], "amount": "17.99", "method": "card"},
+                         timeout=10)
+    assert response.status_code == 422 and response.json()["field"] == "amount"
+    key = uuid.uuid4().hex
+    payment = http.post(f"{base}/payments", json={"order_id": order["id"], "amount": "18.00", "method": "card"},
+                        headers={"Idempotency-Key": key}, timeout=10)
+    assert payment.status_code == 201, payment.text
+    again = http.post(f"{base}/payments", json={"order_id": order["id"], "amount": "18.00", "method": "card"},
+                      headers={"Idempotency-Key": key}, timeout=10)
+    assert again.status_code == 201 and again.json()["id"] == payment.json()["id"]
+    assert http.get(f"{base}/orders/{order['id']}", timeout=10).json()["status"] == "paid"
+    assert [p["id"] for p in http.get(f"{base}/payments/", params={"order_id": order["id"]},
+                                      timeout=10).json()["payments"]] == [payment.json()["id"]]
+
+    metrics = http.get(f"{base}/metrics", timeout=10).text
+    assert 'route="/payments/{tail}"' in metrics
+    logs = lab["containers"]["user"].logs().decode()
+    assert '"request_id":"h3s-flow-1"' in logs
+
+
+def test_sigterm_exits_zero(lab):
+    container = lab["containers"]["gateway"]
+    container.stop(timeout=20)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0
+    assert '"msg":"stopped"' in container.logs().decode()
