@@ -41,7 +41,7 @@ timed converge_noop      playbook site.yml
 # checks run one after another by the course's kind of shell script.
 timed course_checks bench/course_checks.sh
 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks playbook playbooks/validate.yml >"$log.validate" 2>&1
-secs[stack_health]=$(sed -n 's/^Check the whole stack -* \([0-9.]*\)s$/\1/p' "$log.validate" | head -n 1)
+secs[stack_health]=$(sed -n 's/^\(dockerlab.ecommerce.stack : \)\{0,1\}Check the whole stack -* \([0-9.]*\)s$/\2/p' "$log.validate" | head -n 1)
 cat "$log.validate" >>"$log" && rm -f "$log.validate"
 printf '  %-28s %8.1f s\n' stack_health_module "${secs[stack_health]}"
 

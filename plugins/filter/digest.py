@@ -25,7 +25,7 @@ def _field(digest, data):
     """Add one length-prefixed field, so that no two different trees hash the same input."""
     if isinstance(data, str):
         data = data.encode('utf-8', 'surrogateescape')
-    digest.update(b'%d:' % len(data))
+    digest.update(f'{len(data)}:'.encode('ascii'))
     digest.update(data)
 
 

@@ -1,6 +1,11 @@
-# Copyright: dockerlab.ecommerce contributors
+# Copyright (c) dockerlab.ecommerce contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters over the resolved topology: resolve it once, then derive what tasks apply and check."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Filters over the resolved topology: resolve it once, then derive what tasks apply and check.
+
+Each filter's documentation lives in its sidecar file (stack_model.yml ...).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ def stack_target(model, tier=None, components=None, exclude=None, config_hashes=
 def stack_tier_files(model, tier, components=None, exclude=None):
     """The config files and secrets of one tier's deployed components (optionally some of them)."""
     return [entry for entry in model['files']
-            if entry['tier'] == tier and (components is None or entry['component'] in components)
+            if (tier is None or entry['tier'] == tier) and (components is None or entry['component'] in components)
             and entry['component'] not in (exclude or ())]
 
 
@@ -62,17 +67,37 @@ def _listed(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def flow_policy(model, extra_flows=None, network_peers=False):
+def _extra_flows(model, extra_flows, flows_var):
+    """The user's own flows, one per pair of ends, keeping those whose two ends are deployed
+    (a flow to MongoDB means nothing offline); an end that is no service at all, or a port
+    that is no port, is an error naming the entry."""
+    deployed = set(topology.by_component(model))
+    known = deployed | {entry['component'] for entry in model['skipped']} | set(model.get('disabled') or [])
+    flows = []
+    for position, flow in enumerate(extra_flows or []):
+        where = f'{flows_var}[{position}]'
+        if not isinstance(flow, dict) or not all(key in flow for key in ('from', 'to', 'port')):
+            raise AnsibleFilterError(f'{where}: {flow!r} must be a mapping with from, to and port, e.g. '
+                                     '{from: [api-gateway], to: user-service, port: 3001}')
+        port = topology.parse_port(flow['port'])
+        if port is None:
+            raise AnsibleFilterError(f"{where}: port {flow['port']!r} is not a port number (1-65535)")
+        ends = _listed(flow['from']) + _listed(flow['to'])
+        unknown = [end for end in ends if end not in known]
+        if unknown:
+            raise AnsibleFilterError(f"{where}: {', '.join(map(repr, unknown))} is not a service of any tier; "
+                                     f"use one of: {', '.join(sorted(known))}")
+        flows.extend({'from': source, 'to': target, 'port': port}
+                     for source in _listed(flow['from']) for target in _listed(flow['to'])
+                     if source in deployed and target in deployed)
+    return flows
+
+
+def flow_policy(model, extra_flows=None, network_peers=False, flows_var='stack_flows'):
     """Who may connect to whom: the edges the services declare (``connects_to``), the user's
     own ``extra_flows`` (``{from, to, port}``, ``from``/``to`` may be lists) whose two ends are
     deployed, and with ``network_peers`` what the declared networks allow anyway."""
-    deployed = set(topology.by_component(model))
-    policy = topology.flows(model)
-    for flow in extra_flows or []:
-        for source in _listed(flow['from']):
-            for target in _listed(flow['to']):
-                if source in deployed and target in deployed:
-                    policy.append({'from': source, 'to': target, 'port': int(flow['port'])})
+    policy = topology.flows(model) + _extra_flows(model, extra_flows, flows_var)
     if network_peers:
         policy.extend(topology.network_peer_flows(model))
     unique = {(flow['from'], flow['to'], flow['port']) for flow in policy}
@@ -85,6 +110,14 @@ def scrape_jobs(model):
 
 
 class FilterModule:
+    """dockerlab.ecommerce filters over the resolved topology."""
+
     def filters(self):
-        return {'stack_model': stack_model, 'stack_target': stack_target, 'stack_tier_files': stack_tier_files,
-                'upstream_servers': upstream_servers, 'flow_policy': flow_policy, 'scrape_jobs': scrape_jobs}
+        return {
+            'stack_model': stack_model,
+            'stack_target': stack_target,
+            'stack_tier_files': stack_tier_files,
+            'upstream_servers': upstream_servers,
+            'flow_policy': flow_policy,
+            'scrape_jobs': scrape_jobs,
+        }

@@ -62,7 +62,8 @@ options:
         (or C(image)) (required),
         and optionally C(enabled), C(replicas), C(networks) (list of C({network, aliases, ipv4_address})),
         C(ports) (list of C({host_port, container_port, bind_address, protocol})), C(volumes) (list of
-        C({volume, target}) or C({source, target, read_only})) and C(profiles).
+        C({volume, target}) or C({source, target, read_only})). The image profiles a component runs in are set on its
+        image entry (O(images)), not on the service: a service that sets C(profiles) or C(skip_reason) is refused.
       - >-
         The variable names are used in error messages, for example C(data_services['mysql-db'].networks[0].network).
     type: dict

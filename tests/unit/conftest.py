@@ -32,15 +32,20 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 
-def _load_default_topology():
-    """The topology the roles' own defaults declare, rendered by Ansible (tests/unit/defaults/dump.yml)."""
+def _load_default_topology(extra_vars=None):
+    """The topology the roles' own defaults declare, rendered by Ansible (tests/unit/playbooks/dump_topology.yml).
+
+    ``extra_vars`` (``{name: value}``) go to ansible-playbook as ``-e name=value``, as on the
+    command line (their values arrive as strings), e.g. to change every port variable."""
     repo = os.path.dirname(os.path.dirname(_HERE))
     with tempfile.TemporaryDirectory(prefix='dockerlab-defaults-') as work:
         dump = os.path.join(work, 'topology.json')
         env = dict(os.environ, ANSIBLE_HOME=os.path.join(work, 'ansible-home'), ANSIBLE_STDOUT_CALLBACK='default')
         command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,',
-                   os.path.join(_HERE, 'defaults', 'dump.yml'), '-e', f'dump_path={dump}',
+                   os.path.join(_HERE, 'playbooks', 'dump_topology.yml'), '-e', f'dump_path={dump}',
                    '-e', f"dump_secrets_dir={os.path.join(work, 'secrets')}"]
+        for name, value in (extra_vars or {}).items():
+            command.extend(['-e', f'{name}={value}'])
         done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f'rendering the roles\' default topology failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}')
@@ -58,13 +63,15 @@ DEFAULT_CONTAINERS = [record['name'] for record in resolve(DEFAULT_SERVICES, DEF
                                                            images=DEFAULT_IMAGES)['containers']]
 
 
-def default_model(profile='offline', **overrides):
-    """The resolved default topology for ``profile`` (a fresh copy)."""
-    arguments = {'images': DEFAULT_IMAGES, 'profile': profile, 'stack_name': DEFAULTS['stack_name'],
-                 'healthcheck_defaults': DEFAULTS['healthcheck'], 'container_log': DEFAULTS['container_log'],
+def default_model(profile='offline', defaults=None, **overrides):
+    """The resolved default topology for ``profile`` (a fresh copy); ``defaults``: another
+    dump of _load_default_topology() to resolve instead of the roles' plain defaults."""
+    defaults = DEFAULTS if defaults is None else defaults
+    arguments = {'images': defaults['images'], 'profile': profile, 'stack_name': defaults['stack_name'],
+                 'healthcheck_defaults': defaults['healthcheck'], 'container_log': defaults['container_log'],
                  'entrypoint': 'http://127.0.0.1:8080'}
     arguments.update(overrides)
-    return resolve(copy.deepcopy(DEFAULT_SERVICES), DEFAULT_NETWORKS, DEFAULT_VOLUMES, **arguments)
+    return resolve(copy.deepcopy(defaults['services']), defaults['networks'], defaults['volumes'], **arguments)
 
 
 @pytest.fixture

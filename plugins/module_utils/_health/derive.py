@@ -61,14 +61,13 @@ def _probe_check(record):
 
 def _dns_checks(components):
     """``(source, check)`` per service some container connects to: resolved by name from the
-    first container of its first client in start order (the one nearest it on the request
-    path: user-service for mysql-db), to that service's containers."""
+    first container of the first client (by component), to that service's containers."""
     clients = {}
     for component, records in components.items():
         for edge in records[0]['connects_to']:
             clients.setdefault(edge['service'], set()).add(component)
     for target in sorted(clients):
-        client = components[min(clients[target], key=lambda c: (components[c][0]['order'], c))][0]
+        client = components[sorted(clients[target])[0]][0]
         records = components[target]
         name = course_name(records)
         expected = records[0]['name'] if len(records) == 1 else [record['name'] for record in records]

@@ -10,7 +10,7 @@ where (the deploy target, upstream servers, scrape jobs, flows, stack_health's d
 checks, topology_report's declared side, topology_precheck) reads what resolve() returns.
 Plain Python: no Ansible and no Docker import, so filters and modules share it.
 
-resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks'}``:
+resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks', 'disabled'}``:
 
 ``containers``: one record per replica, in start order (``order``, then name)::
 
@@ -35,6 +35,7 @@ resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks'}``:
 ``skipped``: ``[{tier, component, name, reason}]``: services the image profile leaves out.
 ``files``: the config files and secrets of the deployed components (see _component_files).
 ``checks``: the extra validation checks the services declare (``validate``), each with its component.
+``disabled``: the keys of the services with ``enabled: false``.
 
 A service names whom it connects to (``connects_to: [{service: user-service}]``, port
 defaulting to every port the target exposes), what metrics it serves (``metrics: {path}``,
@@ -188,10 +189,11 @@ def image_action(component, image_spec, profile):
         return 'pull', None
     elif spec.get('recipe'):
         return 'build', None
+    elif profile == 'offline' and spec.get('upstream'):
+        reason = (f"{component} runs only in the upstream profile ({spec['upstream']}): it has no offline recipe "
+                  '(Debian does not package it)')
     elif profile == 'offline':
-        reason = f"{component} has no offline recipe (Debian does not package it)"
-        if spec.get('upstream'):
-            reason += f", and no registry answered to pull {spec['upstream']}"
+        reason = f'{component} has no offline recipe'
     else:
         reason = f'{component} has no upstream image'
     if spec.get('skip_reason'):
@@ -292,6 +294,9 @@ def _metrics(key, service, expose, where):
         return None
     if metrics is True:
         metrics = {}
+    if not isinstance(metrics, Mapping):
+        raise TopologyError(f'{where}.metrics: {metrics!r} is neither true nor a mapping; write metrics: true, or '
+                            'metrics: {port: 9100, path: /metrics, job: node}')
     port = parse_port(metrics.get('port')) if metrics.get('port') is not None else (expose[0] if expose else None)
     if port is None:
         raise TopologyError(f'{where}.metrics: give the port its metrics are served on (metrics.port), or list '
@@ -348,21 +353,26 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
     ``entrypoint``: the stack's URL (the load balancer's), which a ``validate`` check's ``path`` is under.
     Raises TopologyError on data that validation (validate_topology) would have refused.
     """
+    if profile is not None and profile not in PROFILES:
+        raise TopologyError(f"images_profile: {profile!r} is not an image profile; use one of {', '.join(PROFILES)}")
     images = images or {}
     refs = refs or {}
-    containers, skipped, files, checks = [], [], [], []
+    containers, skipped, files, checks, disabled = [], [], [], [], []
     for var in list(services_by_var or {}):
         tier = tier_of(var)
         services = services_by_var[var] or {}
         for key in sorted_keys(services):
             service = services[key] or {}
             if not is_enabled(service):
+                disabled.append(key)
                 continue
             where = service_variable(var, key)
             names = container_names(service)
             image, component, reason = _image(key, service, images, refs, profile, where)
+            if not names:
+                continue   # replicas: 0 runs nothing, renders nothing and checks nothing
             if reason:
-                skipped.extend({'tier': tier, 'component': key, 'name': name, 'reason': reason} for name, _ in names)
+                skipped.extend({'tier': tier, 'component': key, 'name': name, 'reason': reason} for name, _replica in names)
                 continue
             files.extend(_component_files(tier, key, service, config_dir, where))
             checks.extend(_validate_check(check, key, entrypoint) for check in service.get('validate') or [])
@@ -394,14 +404,19 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
                               networks=_network_entries(service, networks, where, name, len(names) > 1),
                               labels={'dockerlab.stack': stack_name, 'dockerlab.component': key})
                 containers.append(record)
-    _resolve_edges(containers)
+    known = {key for var in services_by_var or {} for key in (services_by_var[var] or {})}
+    # A tier that is not part of the play (an empty dict) may hold an edge's target.
+    complete = all(services_by_var[var] for var in services_by_var or {})
+    _resolve_edges(containers, known, complete)
     containers.sort(key=lambda record: (record['order'], record['name']))
-    return {'profile': profile, 'containers': containers, 'skipped': skipped, 'files': files, 'checks': checks}
+    return {'profile': profile, 'containers': containers, 'skipped': skipped, 'files': files, 'checks': checks,
+            'disabled': disabled}
 
 
-def _resolve_edges(containers):
+def _resolve_edges(containers, known, complete=True):
     """Fill each record's ``connects_to`` with ports: a target's exposed ports unless the edge
-    names one; edges to a service that is not deployed are dropped (MongoDB offline)."""
+    names one; edges to a service that is not deployed are dropped (MongoDB offline), and an
+    edge to a service no tier declares is an error (a misspelt name) when every tier is there."""
     served = {}
     metrics = {}
     for record in containers:
@@ -414,6 +429,9 @@ def _resolve_edges(containers):
             if isinstance(edge, str):
                 edge = {'service': edge}
             target = edge.get('service')
+            if target not in known and complete:
+                raise TopologyError(f"{record['variable']}.connects_to: {target!r} is not a service of any tier; "
+                                    f"use one of: {', '.join(sorted(known))}")
             if target not in served:
                 continue
             if edge.get('port') is not None:

@@ -17,7 +17,8 @@ CONFIG_HASH_LABEL = 'dockerlab.config-hash'
 def published_port_spec(port):
     """``bind:host:container/protocol`` (``bind::container/protocol`` for a random host port)."""
     host = '' if port['host_port'] is None else port['host_port']
-    return f"{port['bind_address']}:{host}:{port['container_port']}/{port['protocol']}"
+    bind = f"[{port['bind_address']}]" if ':' in port['bind_address'] else port['bind_address']
+    return f"{bind}:{host}:{port['container_port']}/{port['protocol']}"
 
 
 def docker_container_args(record, config_hash=None):

@@ -219,6 +219,13 @@ def _check_service(var, key, service, state, errors):
     elif not is_blank(image) and not isinstance(image, str):
         errors.add(f'{path}.image', f'is {describe(image)}; set it to an image reference string such as nginx:1.27')
 
+    # Where a profile or skip reason is decided: on the image entry, never on the service.
+    for moved in ('profiles', 'skip_reason'):
+        if moved in service:
+            errors.add(f'{path}.{moved}', f'is not read on a service: the image profiles a component runs in, and '
+                                          f'why it is left out, are set on its image entry (<tier>_images.<component>.'
+                                          f'{moved}); move it there and name the component with image_component')
+
     replicas = 1
     raw_replicas = service.get('replicas')
     if raw_replicas is not None:
@@ -525,10 +532,8 @@ def validate_topology(networks, volumes, services_by_var,
     return list(errors)
 
 
-
 def format_error_report(errors):
     """The message modules fail with: a count line, then ``- <variable>: <message>`` per error."""
     lines = [f'The topology has {len(errors)} problem(s); nothing was changed:']
     lines.extend(f"- {error['variable']}: {error['message']}" for error in errors)
     return '\n'.join(lines)
-

@@ -25,7 +25,6 @@ def index(key):
     return f'[{str(key)!r}]'
 
 
-
 def show(value):
     """Show an offending value the way it would be written in YAML."""
     if isinstance(value, str):

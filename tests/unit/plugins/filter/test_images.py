@@ -49,7 +49,7 @@ def test_tag_follows_the_recipe_and_the_base(roles_dir):
 
 
 def test_unknown_profile_is_refused(roles_dir):
-    with pytest.raises(AnsibleFilterError, match="upstream or offline"):
+    with pytest.raises(AnsibleFilterError, match="profile must be one of upstream, offline, got .auto."):
         images_plan(TIERS, "auto", str(roles_dir), "dl/ecommerce", "base:1")
 
 
@@ -84,3 +84,17 @@ def test_a_component_limited_to_one_profile_is_left_out_of_the_other(roles_dir):
     assert images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")[0]["action"] == "build"
     upstream = images_plan(tiers, "upstream", str(roles_dir), "dl/ecommerce", "base:1")[0]
     assert upstream["action"] == "none" and "not used in the upstream profile" in upstream["reason"]
+
+
+def test_the_reason_ends_with_the_entry_skip_reason(roles_dir):
+    tiers = {"logging": {"collector": {"recipe": "rsyslog", "profiles": ["offline"],
+                                       "skip_reason": "upstream,   Fluentd\n collects"},
+                         "search": {"upstream": "elasticsearch:8", "skip_reason": "files instead"}}}
+    (roles_dir / "logging" / "images" / "rsyslog").mkdir(parents=True)
+    (roles_dir / "logging" / "images" / "rsyslog" / "Dockerfile").write_text("FROM ${BASE_IMAGE}\n")
+    upstream = {e["component"]: e for e in images_plan(tiers, "upstream", str(roles_dir), "dl/ecommerce", "base:1")}
+    assert upstream["collector"]["reason"] == "collector is not used in the upstream profile: upstream, Fluentd collects"
+    assert upstream["search"]["action"] == "pull" and "reason" not in upstream["search"]
+    offline = {e["component"]: e for e in images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")}
+    assert offline["search"]["action"] == "none" and offline["search"]["reason"].endswith(": files instead")
+    assert offline["collector"]["action"] == "build"

@@ -9,19 +9,30 @@ import ipaddress
 import socket
 
 import pytest
-from ansible_collections.dockerlab.ecommerce.plugins.module_utils.topology import (
-    TOPOLOGY_CHECKS,
-    binds_collide,
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.host import (
     check_subnet_conflicts,
     docker_networks_summary,
-    expand_containers,
-    format_error_report,
     host_port_conflicts,
     port_owners_from_containers,
+)
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import (
+    container_names,
     published_ports,
+    resolve,
+)
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.validation import (
+    TOPOLOGY_CHECKS,
+    format_error_report,
     validate_topology,
 )
-from conftest import DEFAULT_CONTAINERS
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.values import binds_collide
+from conftest import DEFAULT_IMAGES
+
+
+def resolved(topology, **arguments):
+    """The model of a (networks, volumes, services) topology, every image profile kept."""
+    networks, volumes, services = topology
+    return resolve(services, networks, volumes, images=DEFAULT_IMAGES, **arguments)
 
 
 def errors_for(topology):
@@ -38,6 +49,20 @@ def variables(errors):
     return [error['variable'] for error in errors]
 
 
+def set_subnet(topology, key, subnet):
+    """Give network ``key`` another subnet, and its fixed addresses (the log collector's) the
+    same host part in it, as the roles' defaults derive them from the subnet."""
+    old = ipaddress.ip_network(topology[0][key]['subnet'])
+    topology[0][key]['subnet'] = subnet
+    new = ipaddress.ip_network(subnet)
+    for services in topology[2].values():
+        for service in services.values():
+            for entry in service.get('networks') or []:
+                if isinstance(entry, dict) and entry.get('network') == key and entry.get('ipv4_address'):
+                    offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(old.network_address)
+                    entry['ipv4_address'] = str(new.network_address + offset)
+
+
 # --------------------------------------------------------------------------- default topology
 
 def test_default_topology_has_no_errors(topology):
@@ -45,24 +70,29 @@ def test_default_topology_has_no_errors(topology):
 
 
 def test_default_topology_expands_to_the_course_containers(topology):
-    names = [record['name'] for record in expand_containers(topology[2])]
-    assert sorted(names) == sorted(DEFAULT_CONTAINERS)
-    assert len(names) == 16
+    # Every image profile: the precheck runs before the profile is settled.
+    names = [record['name'] for record in resolved(topology)['containers']]
+    assert sorted(names) == sorted([
+        'api-gateway', 'cadvisor', 'elasticsearch', 'fluentd', 'grafana', 'kibana', 'load-balancer', 'log-collector',
+        'mongodb', 'mysql-db', 'mysqld-exporter', 'nginx-exporter', 'node-exporter', 'order-service',
+        'payment-service', 'prometheus', 'redis-cache', 'redis-exporter', 'user-service', 'web-server-1',
+        'web-server-2'])
+    assert len(names) == len(set(names)) == 21
 
 
 def test_default_topology_publishes_the_course_ports(topology):
-    ports = sorted((r['host_port'], r['protocol']) for r in published_ports(topology[2]))
-    assert ports == [(3000, 'tcp'), (5601, 'tcp'), (8080, 'tcp'), (8081, 'tcp'), (9090, 'tcp'), (9200, 'tcp'),
-                     (24224, 'tcp'), (24224, 'udp')]
+    ports = sorted((r['host_port'], r['protocol']) for r in published_ports(resolved(topology)))
+    assert ports == [(3000, 'tcp'), (5514, 'udp'), (5601, 'tcp'), (8080, 'tcp'), (8081, 'tcp'), (9090, 'tcp'),
+                     (9200, 'tcp'), (24224, 'tcp')]
 
 
 def test_checks_are_named():
     assert 'subnet_overlaps' in TOPOLOGY_CHECKS and 'host_ports' in TOPOLOGY_CHECKS
 
 
-# --------------------------------------------------------------------------- expand_containers
+# --------------------------------------------------------------------------- containers of the model
 
-def test_expand_containers_honours_enabled_and_replicas():
+def test_the_model_honours_enabled_and_replicas():
     services = {
         'b_services': {
             'web': {'container_name': 'web', 'image': 'nginx', 'replicas': 3},
@@ -72,19 +102,23 @@ def test_expand_containers_honours_enabled_and_replicas():
         },
         'a_services': {'db': {'container_name': 'db', 'image': 'mysql', 'replicas': 1}},
     }
-    records = expand_containers(services)
-    assert [(r['var'], r['key'], r['name'], r['replica']) for r in records] == [
-        ('a_services', 'db', 'db', None),
-        ('b_services', 'web', 'web-1', 1),
-        ('b_services', 'web', 'web-2', 2),
-        ('b_services', 'web', 'web-3', 3),
+    records = resolve(services, {})['containers']
+    assert [(r['tier'], r['component'], r['name'], r['replica']) for r in records] == [
+        ('a', 'db', 'db', None),
+        ('b', 'web', 'web-1', 1),
+        ('b', 'web', 'web-2', 2),
+        ('b', 'web', 'web-3', 3),
     ]
-    assert records[1]['service'] is services['b_services']['web']
+    assert records[1]['variable'] == "b_services['web']"
 
 
-def test_expand_containers_tolerates_bad_data():
-    assert expand_containers(None) == []
-    assert expand_containers({'x': None, 'y': [1], 'z': {'a': 'not a dict', 'b': {'image': 'no name'}}}) == []
+def test_container_names_tolerate_bad_data():
+    assert resolve(None, {})['containers'] == []
+    assert resolve({'x_services': None}, {})['containers'] == []
+    assert container_names({'image': 'no name'}) == []
+    assert container_names({'container_name': '  ', 'replicas': 2}) == []
+    assert container_names({'container_name': 5}) == []
+    assert container_names({'container_name': 'web', 'replicas': 'two'}) == [('web', None)]
 
 
 # --------------------------------------------------------------------------- subnets
@@ -120,7 +154,7 @@ def test_ipv6_subnet_is_valid(topology):
 
 
 def test_overlapping_subnets(topology):
-    topology[0]['monitoring']['subnet'] = '172.20.128.0/17'
+    set_subnet(topology, 'monitoring', '172.20.128.0/17')
     assert only(errors_for(topology)) == {
         'variable': "stack_networks['monitoring'].subnet",
         'message': "172.20.128.0/17 overlaps 172.20.0.0/16, the subnet of stack_networks['frontend'] "
@@ -129,8 +163,8 @@ def test_overlapping_subnets(topology):
 
 
 def test_adjacent_subnets_do_not_overlap(topology):
-    topology[0]['frontend']['subnet'] = '172.20.0.0/17'
-    topology[0]['monitoring']['subnet'] = '172.20.128.0/17'
+    set_subnet(topology, 'frontend', '172.20.0.0/17')
+    set_subnet(topology, 'monitoring', '172.20.128.0/17')
     topology[2]['frontend_services']['load-balancer']['networks'][0]['ipv4_address'] = '172.20.0.10'
     assert errors_for(topology) == []
 
@@ -228,6 +262,7 @@ def test_declared_gateway_is_honoured(topology):
 
 
 def test_ipv4_address_used_twice(topology):
+    topology[2]['data_services']['redis-cache']['networks'][0]['ipv4_address'] = '172.22.0.11'
     assert only(set_mysql_address(topology, '172.22.0.11')) == {
         'variable': "data_services['redis-cache'].networks[0].ipv4_address",
         'message': "172.22.0.11 is already given to data_services['mysql-db'].networks[0].ipv4_address on "
@@ -251,6 +286,8 @@ def test_ipv4_address_on_replicated_service(topology):
 
 
 def test_ipv4_address_needs_a_subnet(topology):
+    for key, address in (('mongodb', '172.22.0.12'), ('mysql-db', '172.22.0.10'), ('redis-cache', '172.22.0.11')):
+        topology[2]['data_services'][key]['networks'][0]['ipv4_address'] = address
     del topology[0]['database']['subnet']
     errors = errors_for(topology)
     assert variables(errors) == [f"data_services['{key}'].networks[0].ipv4_address"
@@ -260,9 +297,13 @@ def test_ipv4_address_needs_a_subnet(topology):
 
 
 def test_ipv4_address_on_undeclared_or_invalid_network_is_reported_once(topology):
+    topology[2]['data_services']['mysql-db']['networks'][0]['ipv4_address'] = '172.22.0.10'
+    topology[2]['backend_services']['user-service']['networks'][0]['network'] = 'nowhere'
+    topology[2]['backend_services']['user-service']['networks'][0]['ipv4_address'] = '172.21.0.10'
     topology[0]['database']['subnet'] = 'bogus'
     errors = errors_for(topology)
-    assert variables(errors) == ["stack_networks['database'].subnet"]
+    assert variables(errors) == ["stack_networks['database'].subnet",
+                                 "backend_services['user-service'].networks[0].network"]
 
 
 # --------------------------------------------------------------------------- container names and required fields
@@ -298,8 +339,23 @@ def test_missing_required_fields(topology):
         {'variable': "data_services['broken'].container_name",
          'message': 'is missing; every enabled service needs one, e.g. container_name: broken'},
         {'variable': "data_services['broken'].image",
-         'message': 'is missing; every enabled service needs the image to run, e.g. image: nginx:1.27'},
+         'message': 'is missing; every enabled service needs the image to run: name the image component of its '
+                    'tier (image_component: nginx) or a reference (image: nginx:1.27)'},
     ]
+
+
+@pytest.mark.parametrize('image', [{'image_component': 'nginx'}, {'image': 'nginx:1.27'},
+                                   {'image_component': 'nginx', 'image': 'nginx:1.27'}])
+def test_an_image_component_or_a_reference_is_enough(topology, image):
+    topology[2]['data_services']['extra'] = dict({'container_name': 'extra'}, **image)
+    assert errors_for(topology) == []
+
+
+def test_an_image_that_is_not_a_string(topology):
+    topology[2]['data_services']['extra'] = {'container_name': 'extra', 'image': ['nginx']}
+    assert only(errors_for(topology)) == {
+        'variable': "data_services['extra'].image",
+        'message': 'is a list (["nginx"]); set it to an image reference string such as nginx:1.27'}
 
 
 def test_invalid_container_name_and_service_shape(topology):
@@ -308,7 +364,7 @@ def test_invalid_container_name_and_service_shape(topology):
     errors = errors_for(topology)
     assert variables(errors) == ["data_services['listed']", "data_services['spaced'].container_name"]
     assert errors[0]['message'] == ('is a list (["not", "a", "mapping"]), but must be a mapping with at least '
-                                    'container_name and image')
+                                    'container_name and image_component (or image)')
     assert errors[1]['message'].startswith("'my db' is not a valid container name")
 
 
@@ -332,7 +388,9 @@ def test_disabled_services_are_ignored(topology):
         'ports': [{'host_port': 9090, 'container_port': 'x'}], 'volumes': [{'volume': 'nothing', 'target': 'rel'}],
     }
     assert errors_for(topology) == []
-    assert 'mysql-db' in [r['name'] for r in expand_containers(topology[2])]
+    records = resolved(topology)['containers']
+    assert [r['component'] for r in records if r['name'] == 'mysql-db'] == ['mysql-db']
+    assert 'legacy' not in [r['component'] for r in records]
 
 
 # --------------------------------------------------------------------------- host ports
@@ -368,7 +426,7 @@ def test_host_port_bind_address_collisions(topology, first, second, clash):
 
 
 def test_same_port_different_protocols_is_fine(topology):
-    # fluentd already publishes 24224/tcp and 24224/udp
+    # prometheus already publishes 9090/tcp
     add_port(topology, 'data_services', 'mongodb', host_port=9090, container_port=9090, protocol='udp')
     assert errors_for(topology) == []
 
@@ -428,7 +486,7 @@ def test_undeclared_volume_key(topology):
     assert only(errors_for(topology)) == {
         'variable': "data_services['mysql-db'].volumes[0].volume",
         'message': "'mysql_data' is not declared in stack_volumes; declare it in stack_volumes or use one of: "
-                   "cache_data, config, db_data, logs",
+                   "cache_data, config, db_data, es_data, grafana_data, logs, mongo_data, prometheus_data",
     }
 
 
@@ -450,7 +508,8 @@ def test_volume_entry_problems(topology):
                     "a bind mount, not both"},
         {'variable': "data_services['mongodb'].volumes[2]",
          'message': 'has neither volume nor source; set volume to a key of stack_volumes (cache_data, config, '
-                    'db_data, logs) or source to an absolute host path'},
+                    'db_data, es_data, grafana_data, logs, mongo_data, prometheus_data) or source to an absolute host '
+                    'path'},
         {'variable': "data_services['mongodb'].volumes[3].target",
          'message': "'relative' is not an absolute path; write the path inside the container like /data"},
         {'variable': "data_services['mongodb'].volumes[4].target",
@@ -478,7 +537,7 @@ def test_messages_are_deterministic(topology):
     networks, volumes, services = topology
     services['data_services']['mysql-db']['networks'][0]['network'] = 'db'
     services['backend_services']['cache'] = {'container_name': 'redis-cache', 'image': 'redis:7'}
-    networks['monitoring']['subnet'] = '172.20.0.0/24'
+    set_subnet(topology, 'monitoring', '172.20.0.0/24')
     first = validate_topology(networks, volumes, services)
     reversed_services = {var: dict(reversed(list(tier.items()))) for var, tier in reversed(list(services.items()))}
     second = validate_topology(dict(reversed(list(networks.items()))), volumes, reversed_services)
@@ -575,7 +634,7 @@ def lb_with_port(topology, port, bind_address='127.0.0.1'):
     services = topology[2]
     services['frontend_services']['load-balancer']['ports'] = [
         {'host_port': port, 'container_port': 80, 'bind_address': bind_address}]
-    return [r for r in published_ports(services) if r['container'] == 'load-balancer']
+    return [r for r in published_ports(resolved(topology)) if r['container'] == 'load-balancer']
 
 
 LB_VAR = "frontend_services['load-balancer'].ports[0].host_port"

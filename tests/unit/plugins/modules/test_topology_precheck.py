@@ -5,8 +5,10 @@
 """End-to-end tests of the topology_precheck module.
 
 The module runs in-process through ansible-core's patch_module_args (its real argument
-parsing, exit_json and fail_json), against the real Docker engine of this machine when
-one answers, and once through ansible-playbook as a subprocess.
+parsing, exit_json and fail_json), and once through ansible-playbook as a subprocess. No
+Docker engine is used: the host checks run against an address where none answers, or
+without the Docker SDK; the runs against a real engine are in
+tests/engine/modules/test_topology_precheck_engine.py.
 """
 
 from __future__ import annotations
@@ -27,37 +29,11 @@ from ansible_collections.dockerlab.ecommerce.plugins.modules import topology_pre
 from conftest import (
     unused_subnets,
     DEFAULT_CONTAINERS,
+    DEFAULT_IMAGES,
     DEFAULT_NETWORKS,
     DEFAULT_SERVICES,
     DEFAULT_VOLUMES,
 )
-
-DOCKER_HOST = os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
-
-
-def docker_networks():
-    """Networks of the real Docker engine, or None when there is none to ask."""
-    try:
-        import docker
-    except ImportError:
-        return None
-    try:
-        client = docker.APIClient(base_url=DOCKER_HOST, version='auto', timeout=5)
-        try:
-            return client.networks()
-        finally:
-            client.close()
-    # any failure means "no engine to test against"
-    except Exception:  # noqa: BLE001 pylint: disable=broad-except
-        return None
-
-
-@pytest.fixture
-def docker_engine_networks():
-    networks = docker_networks()
-    if networks is None:
-        pytest.skip(f'no Docker engine answers at {DOCKER_HOST}')
-    return networks
 
 
 def busy_message(port, variable):
@@ -85,7 +61,8 @@ def busy_port():
 
 
 def host_safe_topology(existing_networks=None):
-    """The default topology with subnets and host ports that are free on this machine."""
+    """The default topology with subnets and host ports that are free on this machine (each
+    published port its own, on 127.0.0.1)."""
     networks = copy.deepcopy(DEFAULT_NETWORKS)
     services = copy.deepcopy(DEFAULT_SERVICES)
     subnets = unused_subnets(existing_networks, len(networks))
@@ -108,9 +85,6 @@ def host_safe_topology(existing_networks=None):
                     port['host_port'] = next(p for p in iter(free_port, None) if p not in taken)
                     taken.add(port['host_port'])
                     port['bind_address'] = '127.0.0.1'
-    # fluentd publishes the same number for tcp and udp; keep it that way
-    fluentd = services['logging_services']['fluentd']['ports']
-    fluentd[1]['host_port'] = fluentd[0]['host_port']
     return networks, copy.deepcopy(DEFAULT_VOLUMES), services
 
 
@@ -152,7 +126,7 @@ def run_module(capsys, args):
 
 def module_args(topology, **extra):
     networks, volumes, services = topology
-    args = {'networks': networks, 'volumes': volumes, 'services': services}
+    args = {'networks': networks, 'volumes': volumes, 'services': services, 'images': DEFAULT_IMAGES}
     args.update(extra)
     return args
 
@@ -165,8 +139,22 @@ def test_success_without_host_checks(capsys, topology):
     assert result['changed'] is False
     assert result['errors'] == []
     assert sorted(result['containers']) == sorted(DEFAULT_CONTAINERS)
-    assert result['checked'] == list(topology_precheck.TOPOLOGY_CHECKS)
+    # Every image profile: the profile is not settled yet when the precheck runs.
+    assert {'mongodb', 'log-collector', 'fluentd', 'grafana'} <= set(result['containers'])
+    assert result['checked'] == [*topology_precheck.TOPOLOGY_CHECKS, 'model']
     assert 'warnings' not in result
+
+
+def test_containers_are_listed_by_variable_then_replica(capsys, topology):
+    topology[2]['backend_services']['user-service']['replicas'] = 3
+    failed, result = run_module(capsys, module_args(topology, check_host=False))
+    assert not failed, result.get('msg')
+    containers = result['containers']
+    position = containers.index('user-service-1')
+    assert containers[position:position + 3] == ['user-service-1', 'user-service-2', 'user-service-3']
+    assert 'user-service' not in containers
+    # backend_services comes before frontend_services, whatever the start order says.
+    assert containers.index('api-gateway') < containers.index('web-server-1') < containers.index('web-server-2')
 
 
 def test_failure_message_lists_every_problem(capsys, topology):
@@ -181,14 +169,57 @@ def test_failure_message_lists_every_problem(capsys, topology):
         "The topology has 2 problem(s); nothing was changed:\n"
         "- data_services['mysql-db'].networks[0].network: 'db' is not declared in stack_networks; declare it in "
         "stack_networks or use one of: backend, database, frontend, monitoring\n"
-        "- monitoring_services['grafana'].ports[0].host_port: host port 8080/tcp on 0.0.0.0 is already published by "
+        "- monitoring_services['grafana'].ports[0].host_port: host port 8080/tcp on 127.0.0.1 is already published by "
         "frontend_services['load-balancer'].ports[0].host_port (on 0.0.0.0); give each published port its own "
         "host_port, or bind them to different addresses"
     )
     assert [e['variable'] for e in result['errors']] == [
         "data_services['mysql-db'].networks[0].network", "monitoring_services['grafana'].ports[0].host_port"]
-    assert 'load-balancer' in result['containers']
+    # Data that validation refuses is not resolved into the model.
+    assert 'model' not in result['checked']
     assert 'Traceback' not in result['msg'] and 'exception' not in result
+
+
+def test_a_model_error_is_an_error_naming_the_variable(capsys, topology):
+    # Validation has nothing against the name; only the model knows the tiers' images.
+    topology[2]['frontend_services']['web-server']['image_component'] = 'nginks'
+    failed, result = run_module(capsys, module_args(topology, check_host=False))
+    assert failed
+    assert result['errors'] == [{
+        'variable': "frontend_services['web-server'].image_component",
+        'message': "'nginks' is not an image of any tier (<tier>_images); use one of: " + ', '.join(sorted(DEFAULT_IMAGES)),
+    }]
+    assert result['checked'][-1] == 'model'
+    assert result['msg'].startswith('The topology has 1 problem(s); nothing was changed:\n'
+                                    "- frontend_services['web-server'].image_component: 'nginks' is not an image")
+    assert 'Traceback' not in result['msg'] and 'exception' not in result
+
+
+def test_a_secret_the_model_refuses_is_an_error(capsys, topology):
+    topology[2]['data_services']['mysql-db']['secrets'][0]['template'] = 'mysql/root.j2'
+    failed, result = run_module(capsys, module_args(topology, check_host=False))
+    assert failed
+    assert result['errors'] == [{
+        'variable': "data_services['mysql-db'].secrets",
+        'message': "secret 'root_password' needs exactly one of 'var' (a variable holding the secret) or 'template' "
+                   '(a template that renders it)',
+    }]
+
+
+def test_image_components_need_the_images(capsys, topology):
+    args = module_args(topology, check_host=False)
+    del args['images']
+    failed, result = run_module(capsys, args)
+    assert failed
+    assert len(result['errors']) == 1
+    assert result['errors'][0]['variable'].endswith('.image_component')
+    assert 'is not an image of any tier (<tier>_images)' in result['errors'][0]['message']
+    # A service named by its image reference needs no image entry.
+    services = {'data_services': {'cache': {'container_name': 'cache', 'image': 'redis:7.4',
+                                            'networks': [{'network': 'database'}]}}}
+    failed, result = run_module(capsys, {'networks': topology[0], 'services': services, 'check_host': False})
+    assert not failed, result.get('msg')
+    assert result['containers'] == ['cache']
 
 
 def test_variable_names_are_configurable(capsys, topology):
@@ -209,44 +240,7 @@ def test_bad_option_type_fails_cleanly(capsys, topology):
     assert 'networks' in result['msg'] and 'Traceback' not in result['msg']
 
 
-# --------------------------------------------------------------------------- against the real Docker engine
-
-def test_success_against_docker(capsys, docker_engine_networks):
-    topology = host_safe_topology(docker_engine_networks)
-    failed, result = run_module(capsys, module_args(topology, docker_host=DOCKER_HOST))
-    assert not failed, result.get('msg')
-    assert result['errors'] == []
-    assert result['changed'] is False
-    assert result['checked'][-3:] == ['docker_network_subnets', 'host_port_availability', 'host_port_owners']
-    assert 'warnings' not in result
-
-
-def test_failure_against_docker(capsys, docker_engine_networks, busy_port):
-    bridge = [n for n in docker_engine_networks if n['Name'] == 'bridge' and (n.get('IPAM') or {}).get('Config')]
-    if not bridge:
-        pytest.skip("the Docker engine has no default 'bridge' network with a subnet")
-    existing_subnet = str(ipaddress.ip_network(bridge[0]['IPAM']['Config'][0]['Subnet'], strict=False))
-
-    networks, volumes, services = host_safe_topology(docker_engine_networks)
-    networks['frontend']['subnet'] = existing_subnet
-    services['frontend_services']['load-balancer']['networks'][0].pop('ipv4_address')
-    services['frontend_services']['load-balancer']['ports'][0]['host_port'] = busy_port
-    failed, result = run_module(capsys, module_args((networks, volumes, services), docker_host=DOCKER_HOST,
-                                                    _ansible_check_mode=True))
-    assert failed
-    lb_var = "frontend_services['load-balancer'].ports[0].host_port"
-    assert result['errors'] == [
-        {'variable': "stack_networks['frontend'].subnet",
-         'message': f"{existing_subnet} of network 'dockerlab-unit-frontend' overlaps {existing_subnet}, the "
-                    "subnet of the existing Docker network 'bridge'; choose another subnet for "
-                    "stack_networks['frontend'] (Docker creates bridge itself; its range comes from bip or "
-                    "default-address-pools in /etc/docker/daemon.json)"},
-        {'variable': lb_var, 'message': busy_message(busy_port, lb_var)},
-    ]
-    assert result['msg'].startswith('The topology has 2 problem(s); nothing was changed:\n'
-                                    "- stack_networks['frontend'].subnet: ")
-    assert result['msg'].splitlines()[2] == f"- {lb_var}: {result['errors'][1]['message']}"
-
+# --------------------------------------------------------------------------- host checks without an engine
 
 def test_unreachable_engine_is_a_warning(capsys, busy_port, tmp_path):
     networks, volumes, services = host_safe_topology()
@@ -332,6 +326,7 @@ PLAYBOOK = """
         networks: "{{ good.networks }}"
         volumes: "{{ good.volumes }}"
         services: "{{ good.services }}"
+        images: "{{ good.images }}"
         check_host: false
       register: good_result
 
@@ -366,7 +361,7 @@ def test_through_ansible_playbook(tmp_path, collections_path, topology):
         pytest.skip('ansible-playbook is not installed')
     networks, volumes, services = topology
     (tmp_path / 'vars.json').write_text(json.dumps({
-        'good': {'networks': networks, 'volumes': volumes, 'services': services},
+        'good': {'networks': networks, 'volumes': volumes, 'services': services, 'images': DEFAULT_IMAGES},
         'results_file': str(tmp_path / 'results.json'),
         'ansible_python_interpreter': sys.executable,
     }))
