@@ -100,12 +100,12 @@ images-test: images
 sanity: venv
 	tests/sanity/run.sh
 
-molecule: host
+molecule: host tools
 	$(BIN)/molecule test --scenario-name default
 
 # The lab with every port variable changed: flows, scrape targets, healthchecks,
 # validation and the reachability report must follow (molecule/ports).
-molecule-ports: host
+molecule-ports: host tools
 	$(BIN)/molecule test --scenario-name ports
 
 bench: host

@@ -32,20 +32,24 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 
-def _load_default_topology(extra_vars=None):
+def _load_default_topology(extra_vars=None, collections_path=None):
     """The topology the roles' own defaults declare, rendered by Ansible (tests/unit/playbooks/dump_topology.yml).
 
-    ``extra_vars`` (``{name: value}``) go to ansible-playbook as ``-e name=value``, as on the
-    command line (their values arrive as strings), e.g. to change every port variable."""
+    ``extra_vars`` (``{name: value}``) go to ansible-playbook as one JSON ``-e``, so their
+    values keep their types (a list for stack_tiers, a number for a port).
+    ``collections_path`` renders another tree of the collection instead of this checkout's
+    (ANSIBLE_COLLECTIONS_PATH), e.g. one with a tier role added."""
     repo = os.path.dirname(os.path.dirname(_HERE))
     with tempfile.TemporaryDirectory(prefix='dockerlab-defaults-') as work:
         dump = os.path.join(work, 'topology.json')
         env = dict(os.environ, ANSIBLE_HOME=os.path.join(work, 'ansible-home'), ANSIBLE_STDOUT_CALLBACK='default')
+        if collections_path:
+            env['ANSIBLE_COLLECTIONS_PATH'] = str(collections_path)
         command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,',
                    os.path.join(_HERE, 'playbooks', 'dump_topology.yml'), '-e', f'dump_path={dump}',
                    '-e', f"dump_secrets_dir={os.path.join(work, 'secrets')}"]
-        for name, value in (extra_vars or {}).items():
-            command.extend(['-e', f'{name}={value}'])
+        if extra_vars:
+            command.extend(['-e', json.dumps(extra_vars)])
         done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f'rendering the roles\' default topology failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}')
