@@ -54,7 +54,7 @@ def make_importable():
         if name == 'ansible_collections.dockerlab' or name.startswith('ansible_collections.dockerlab.'):
             del sys.modules[name]
     importlib.invalidate_caches()
-    importlib.import_module(COLLECTION + '.plugins.module_utils.topology')
+    importlib.import_module(COLLECTION + '.plugins.module_utils._topology.model')
     return base
 
 

@@ -13,6 +13,8 @@ are imported by name from any tree. It also makes the collection importable as
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from collection_path import collections_dir, make_importable
@@ -24,3 +26,15 @@ COLLECTIONS_BASE = make_importable()
 def collections_path(tmp_path):
     """A directory for ANSIBLE_COLLECTIONS_PATH holding ansible_collections/dockerlab/ecommerce -> this checkout."""
     return collections_dir(tmp_path)
+
+
+@pytest.fixture(name='busy_port')
+def fixture_busy_port():
+    """A TCP port on 127.0.0.1 that a listener holds for the test's duration."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()

@@ -66,17 +66,6 @@ def module_side(monkeypatch):
         store.clear()
 
 
-@pytest.fixture(name='busy_port')
-def fixture_busy_port():
-    listener = socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(1)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-
-
 def _free_port():
     sock = socket.socket()
     sock.bind(('127.0.0.1', 0))

@@ -619,17 +619,6 @@ def socket_probe(bind_address, port, protocol):
     return True
 
 
-@pytest.fixture
-def busy_port():
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(1)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-
-
 def lb_with_port(topology, port, bind_address='127.0.0.1'):
     services = topology[2]
     services['frontend_services']['load-balancer']['ports'] = [

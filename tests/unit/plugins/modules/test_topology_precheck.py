@@ -49,17 +49,6 @@ def free_port():
     return port
 
 
-@pytest.fixture
-def busy_port():
-    listener = socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(1)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-
-
 def host_safe_topology(existing_networks=None):
     """The default topology with subnets and host ports that are free on this machine (each
     published port its own, on 127.0.0.1)."""
