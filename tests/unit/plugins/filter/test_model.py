@@ -188,8 +188,8 @@ def test_published_ports_are_docker_container_specs():
 
 def test_an_ipv6_bind_address_is_bracketed():
     broken = services()
-    broken['frontend_services']['load-balancer']['ports'] = [{'host_port': 8080, 'container_port': 80,
-                                                               'bind_address': '::1'}]
+    ipv6 = {'host_port': 8080, 'container_port': 80, 'bind_address': '::1'}
+    broken['frontend_services']['load-balancer']['ports'] = [ipv6]
     resolved = stack_model(broken, NETWORKS, VOLUMES, IMAGES, {}, 'offline')
     assert by_name(stack_target(resolved))['load-balancer']['published_ports'] == ['[::1]:8080:80/tcp']
 
