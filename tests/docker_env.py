@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 
 import pytest
+from polling import poll_until
 
 
 def base_image() -> str:
@@ -89,21 +89,14 @@ def wait_for(docker, predicate, timeout: float, what: str, container=None, inter
     Exceptions of the types in ``retry_on`` count as "not yet"; any other propagates. Fails
     early (with the container's logs) when the container stopped.
     """
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = predicate()
-        except retry_on as exc:  # pylint: disable=catching-non-exception  # a tuple of exception types
-            last = exc
-        else:
-            if last:
-                return last
+    def stopped():
         if container is not None:
             container.reload()
             if container.status in ("exited", "dead"):
                 pytest.fail(f"{container.name} stopped while waiting for {what}:\n{container_logs(docker, container)}")
-        if time.monotonic() > deadline:
-            logs = container_logs(docker, container) if container is not None else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{logs}")
-        time.sleep(interval)
+
+    ok, last = poll_until(predicate, deadline=timeout, interval=interval, retry_on=retry_on, between=stopped)
+    if not ok:
+        logs = container_logs(docker, container) if container is not None else ""
+        pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{logs}")
+    return last

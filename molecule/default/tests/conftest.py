@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import docker
 import pytest
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(REPO / "tests"))  # tests/polling.py
+from polling import poll_until  # noqa: E402  pylint: disable=import-error,wrong-import-position
 INVENTORY = REPO / "molecule" / "default" / "inventory"
 STACK = "ecommerce-molecule"
 SECRETS_DIR = Path.home() / ".config" / "dockerlab" / STACK / "secrets"
@@ -69,19 +70,10 @@ def poll(what, probe, done=bool, deadline=60, interval=1.0, retry_on=()):
     Exceptions of the types in ``retry_on`` count as "not yet" (e.g. a service that is still
     starting). Past ``deadline`` seconds, fail naming ``what`` and the last value (or
     exception), so the message shows how far it got."""
-    end = time.monotonic() + deadline
-    last = None
-    while True:
-        try:
-            last = probe()
-        except retry_on as exc:  # pylint: disable=catching-non-exception  # a tuple of exception types
-            last = exc
-        else:
-            if done(last):
-                return last
-        if time.monotonic() >= end:
-            raise AssertionError(f"{what}: not within {deadline}s; last: {last!r}")
-        time.sleep(interval)
+    ok, last = poll_until(probe, done=done, deadline=deadline, interval=interval, retry_on=retry_on)
+    if not ok:
+        raise AssertionError(f"{what}: not within {deadline}s; last: {last!r}")
+    return last
 
 
 def wait_healthy(client, name, deadline=180):

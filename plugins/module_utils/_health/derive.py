@@ -19,15 +19,6 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.spec i
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import by_component
 
 
-def course_name(records):
-    """The name a component's containers answer to: the container's name, or for replicas
-    (``user-service-1`` ...) their container_name, which the model makes an alias of each."""
-    first = records[0]
-    if len(records) == 1 or first['replica'] is None:
-        return first['name']
-    return first['name'][:-len(f"-{first['replica']}")]
-
-
 def _container_check(record, stack_name, baseline, max_restarts):
     name = record['name']
     check = {'kind': 'container', 'name': f'container {name}', 'container': name,
@@ -69,7 +60,7 @@ def _dns_checks(components):
     for target in sorted(clients):
         client = components[sorted(clients[target])[0]][0]
         records = components[target]
-        name = course_name(records)
+        name = records[0]['dns_name']
         expected = records[0]['name'] if len(records) == 1 else [record['name'] for record in records]
         yield f"{client['variable']}.connects_to ({target})", {
             'kind': 'dns', 'label': f"{client['name']} finds {name} by name", 'container': client['name'],

@@ -15,6 +15,7 @@ resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks', 'dis
 ``containers``: one record per replica, in start order (``order``, then name)::
 
     name         container name (<container_name>-N for replicas > 1)
+    dns_name     the name every replica answers to: the service's container_name
     component    the service's key (mysql-db); tier: its tier (data); variable: data_services['mysql-db']
     replica      1..N, or None for a single container; replicas: N
     image        the image reference; image_component: the tier image it comes from (or None)
@@ -381,6 +382,7 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
             healthcheck = service.get('healthcheck')
             shared = {
                 'component': key, 'tier': tier, 'variable': where, 'replicas': len(names),
+                'dns_name': service['container_name'],
                 'image': image, 'image_component': component,
                 'command': service.get('command'), 'user': service.get('user'),
                 'env': {str(k): str(v) for k, v in (service.get('env') or {}).items()},
@@ -392,7 +394,7 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
                 'reload': service.get('reload') or None,
                 'log': {'driver': log.get('driver') or 'json-file',
                         'options': {str(k): str(v) for k, v in (log.get('options') or {}).items()}},
-                'order': as_int(service.get('order')) if as_int(service.get('order')) is not None else DEFAULT_ORDER,
+                'order': DEFAULT_ORDER if as_int(service.get('order')) is None else as_int(service['order']),
                 'expose': expose,
                 'metrics': _metrics(key, service, expose, where),
                 'connects_to': list(service.get('connects_to') or []),
