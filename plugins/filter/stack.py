@@ -57,16 +57,16 @@ def container_health(host_containers, names):
 
 def matching_networks(existing, networks, stack_name, driver='bridge'):
     """Keys of ``stack_networks`` whose Docker network already exists exactly as declared
-    (driver, subnet, internal flag, labels), from a verbose ``docker_host_info`` listing."""
+    (driver, subnet and ip_range, internal flag, labels), from a verbose ``docker_host_info`` listing."""
     by_name = {net.get('Name'): net for net in existing or []}
     matching = []
     for key, spec in (networks or {}).items():
         net = by_name.get(spec['name'])
         if not net:
             continue
-        subnets = [cfg.get('Subnet') for cfg in ((net.get('IPAM') or {}).get('Config') or [])]
+        pools = [(cfg.get('Subnet'), cfg.get('IPRange') or None) for cfg in ((net.get('IPAM') or {}).get('Config') or [])]
         labels = net.get('Labels') or {}
-        if (net.get('Driver') == driver and subnets == [spec['subnet']]
+        if (net.get('Driver') == driver and pools == [(spec['subnet'], spec.get('ip_range') or None)]
                 and bool(net.get('Internal')) == bool(spec.get('internal', False))
                 and labels.get('dockerlab.stack') == stack_name and labels.get('dockerlab.network') == key):
             matching.append(key)

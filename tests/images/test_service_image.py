@@ -14,11 +14,17 @@ runs user -> order -> payment through the gateway, from the host, over the gatew
 container's address.  Everything it creates is removed at the end except the image
 ``h3s-ecommerce-service:pytest`` (kept so that a second run reuses the build cache).
 
+The caching_sha2_password tests (bug B1) run the image against tests/mysql_handshake.py, a
+fake MySQL 8 server on the host's 127.0.0.1 that forces the full authentication (RSA public
+key over plain TCP), with ``network_mode: host`` so that the container reaches it.
+
 Skipped, with the reason, without DOCKERLAB_BASE_IMAGE, a Docker engine or the data images.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +34,8 @@ import pytest
 import requests
 
 from docker_env import base_image  # pylint: disable=import-error  # tests/docker_env.py
+from mysql_handshake import FakeMySQLServer  # pylint: disable=import-error  # tests/mysql_handshake.py
+from polling import poll_until  # pylint: disable=import-error  # tests/polling.py
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = REPO_ROOT / "roles" / "backend" / "images" / "service"
@@ -66,17 +74,28 @@ def _ip(container, network):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def service_image():
+    """The image built from the recipe, and how long the build took."""
+    client = _client()
+    try:
+        started = time.monotonic()
+        image, _logs = client.images.build(path=str(SERVICE_DIR), tag=TAG, buildargs={"BASE_IMAGE": BASE_IMAGE},
+                                           rm=True, forcerm=True, pull=False)
+        yield {"image": image, "build_seconds": time.monotonic() - started}
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, service_image):
     client = _client()
     mysql_image = _latest_tag(client, "dockerlab/ecommerce-mysql")
     redis_image = _latest_tag(client, "dockerlab/ecommerce-redis")
     if not mysql_image or not redis_image:
         pytest.fail("no local dockerlab/ecommerce-mysql:* or dockerlab/ecommerce-redis:* image (the service runs "
                     "against them): `make images` builds them")
-    started = time.monotonic()
-    image, _logs = client.images.build(path=str(SERVICE_DIR), tag=TAG, buildargs={"BASE_IMAGE": BASE_IMAGE},
-                                       rm=True, forcerm=True, pull=False)
-    build_seconds = time.monotonic() - started
+    image = service_image["image"]
+    build_seconds = service_image["build_seconds"]
 
     suffix = uuid.uuid4().hex[:6]
     files = tmp_path_factory.mktemp("h3s-service-image")
@@ -162,6 +181,8 @@ def test_image_interface(lab):
         ["python3", "-c", "import aiohttp, pymysql, redis; print(aiohttp.__version__, pymysql.__version__, "
          "redis.__version__)"]).output.decode().split()
     assert versions[0].startswith("3.8.") and versions[1].startswith("1.0.") and versions[2].startswith("4.3.")
+    # caching_sha2_password's full authentication (mysql:8.4) needs it: bug B1
+    assert lab["containers"]["user"].exec_run(["python3", "-c", "import cryptography"]).exit_code == 0
     assert lab["containers"]["user"].exec_run(["id", "-u"]).output.decode().strip() == "10001"
 
 
@@ -219,3 +240,128 @@ def test_sigterm_exits_zero(lab):
     container.reload()
     assert container.attrs["State"]["ExitCode"] == 0
     assert '"msg":"stopped"' in container.logs().decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# caching_sha2_password full authentication (bug B1), against tests/mysql_handshake.py
+# ---------------------------------------------------------------------------------------------
+FAKE_USER = "shop"
+FAKE_PW = "h3s-Sha2-pw"
+
+# The service's own connect (Database._connect: same arguments as in production), once.
+CONNECT_SCRIPT = """
+import sys
+import pymysql
+from ecommerce_app.config import Config
+from ecommerce_app.db import Database
+from ecommerce_app.logs import JsonLogger
+config = Config.from_env()
+database = Database(config, JsonLogger(config.service_name), [], config.service)
+try:
+    conn = database._connect()
+except pymysql.err.OperationalError as exc:
+    print("OperationalError", exc.args[0], exc.args[1:])
+    sys.exit(3)
+except Exception as exc:
+    print("FAILED", exc.__class__.__name__ + ":", exc)
+    sys.exit(2)
+with conn.cursor() as cursor:
+    cursor.execute("SELECT 1")
+conn.close()
+print("CONNECTED")
+"""
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _sha2_env(server, password):
+    return {"SERVICE": "user", "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(server.port),
+            "MYSQL_USER": FAKE_USER, "MYSQL_PASSWORD": password, "MYSQL_DATABASE": "users"}
+
+
+def _connect_once(image, server, password):
+    """Run CONNECT_SCRIPT in a throwaway container of ``image`` on the host's network."""
+    client = _client()
+    container = client.containers.run(image, ["python3", "-c", CONNECT_SCRIPT], detach=True, network_mode="host",
+                                      environment=_sha2_env(server, password),
+                                      name=f"{PREFIX}sha2-{uuid.uuid4().hex[:6]}")
+    try:
+        exit_code = container.wait(timeout=60)["StatusCode"]
+        return exit_code, container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+        client.close()
+
+
+@pytest.fixture
+def fake_mysql():
+    with FakeMySQLServer(user=FAKE_USER, password=FAKE_PW) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_mysql_bad_key():
+    """Sends a malformed PEM as its public key: the client's cryptography raises ValueError."""
+    with FakeMySQLServer(user=FAKE_USER, password=FAKE_PW, bad_public_key=True) as server:
+        yield server
+
+
+def test_caching_sha2_full_authentication_from_the_image(service_image, fake_mysql):
+    exit_code, output = _connect_once(TAG, fake_mysql, FAKE_PW)
+    assert (exit_code, output.strip()) == (0, "CONNECTED"), output
+    stats = fake_mysql.snapshot()
+    # the full path: public key requested, RSA-OAEP payload decrypted and the password matched
+    assert stats["public_key_requests"] == 1 and stats["full_auth_ok"] == 1, stats
+    assert fake_mysql.logins == [(FAKE_USER, "users")] and fake_mysql.errors == []
+
+
+def test_caching_sha2_wrong_password_is_access_denied(service_image, fake_mysql):
+    exit_code, output = _connect_once(TAG, fake_mysql, "not-" + FAKE_PW)
+    assert exit_code == 3 and output.startswith("OperationalError 1045 "), output
+    stats = fake_mysql.snapshot()
+    assert stats["public_key_requests"] == 1 and stats["full_auth_failed"] == 1 and stats["full_auth_ok"] == 0
+
+
+def test_connect_loop_survives_a_non_mysql_error(service_image, fake_mysql_bad_key):
+    """A ValueError while connecting (a malformed server key) must not end the connect loop:
+    /health says what failed and the service keeps retrying."""
+    client = _client()
+    port = _free_port()
+    environment = dict(_sha2_env(fake_mysql_bad_key, FAKE_PW), HOST="127.0.0.1", PORT=str(port),
+                       REDIS_HOST="127.0.0.1", REDIS_PORT=str(_free_port()))
+    container = client.containers.run(TAG, detach=True, network_mode="host", environment=environment,
+                                      name=f"{PREFIX}sha2-loop-{uuid.uuid4().hex[:6]}")
+    retry_line = '"msg":"database not ready, retrying"'
+
+    def probe():
+        response = requests.get(f"http://127.0.0.1:{port}/health", timeout=3)
+        return response.status_code, response.json(), container.logs().decode(errors="replace").count(retry_line)
+
+    def still_running():
+        container.reload()
+        if container.status != "running":
+            pytest.fail(f"the service exited ({container.status}):\n"
+                        + container.logs(tail=40).decode(errors="replace"))
+
+    try:
+        ok, last = poll_until(
+            probe, lambda value: value[0] == 503 and "ValueError" in value[1]["checks"]["database"]
+            and value[2] >= 2, deadline=60, interval=0.5, retry_on=(requests.RequestException, ValueError),
+            between=still_running)
+        assert ok, f"/health and the retry log lines never showed the ValueError: {last}\n" + \
+            container.logs(tail=40).decode(errors="replace")
+        status, body, _retries = last
+        assert status == 503 and body["status"] == "degraded"
+        assert body["checks"]["database"].startswith("error: ValueError: "), body
+        records = [json.loads(line) for line in container.logs().decode(errors="replace").splitlines()
+                   if retry_line in line]
+        assert [record["attempt"] for record in records[:2]] == [1, 2]
+        assert all(record["error"].startswith("ValueError: ") and record["retry_in_s"] > 0 for record in records)
+        assert fake_mysql_bad_key.snapshot()["public_key_requests"] >= 2  # every attempt took the full path
+    finally:
+        container.remove(force=True)
+        client.close()

@@ -20,7 +20,8 @@ resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks', 'dis
     replica      1..N, or None for a single container; replicas: N
     image        the image reference; image_component: the tier image it comes from (or None)
     command, user, hostname, env (str -> str), labels (dockerlab.stack, dockerlab.component)
-    networks     [{key, name, aliases, ipv4_address?}]  (a replicated service's container_name is an alias)
+    networks     [{key, name, aliases, ipv4_address?}]  (a replicated service's container_name is an alias;
+                 a service's ipv4_address list gives replica N its Nth address)
     ports        published: [{host_port (int or None), container_port, bind_address, protocol}]
     mounts       [{type: volume|bind, source, target, read_only}] (config files, dirs, secrets included)
     healthcheck  Docker's healthcheck (stack defaults laid under the service's), or None
@@ -50,6 +51,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.values import resolve_address
 
 # The image profiles a component runs in unless its image entry says otherwise.
 DEFAULT_PROFILES = ('upstream', 'offline')
@@ -206,7 +209,7 @@ def image_action(component, image_spec, profile):
 # resolution
 # ---------------------------------------------------------------------------
 
-def _network_entries(service, networks, where, name, replicated):
+def _network_entries(service, networks, where, name, replicated, replica=None):
     entries = []
     base = service.get('container_name')
     for entry in service.get('networks') or []:
@@ -222,8 +225,13 @@ def _network_entries(service, networks, where, name, replicated):
         if replicated and base not in aliases:
             aliases.append(base)
         resolved = {'key': key, 'name': definition['name'], 'aliases': aliases}
-        if entry.get('ipv4_address'):
-            resolved['ipv4_address'] = str(entry['ipv4_address']).strip()
+        address = entry.get('ipv4_address')
+        if isinstance(address, list):
+            # one fixed address per replica; those past the list get a dynamic one (ip_range)
+            position = (replica or 1) - 1
+            address = address[position] if position < len(address) else None
+        if address not in (None, ''):
+            resolved['ipv4_address'] = resolve_address(address, definition.get('subnet'))
         entries.append(resolved)
     return entries
 
@@ -403,7 +411,7 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
             }
             for name, replica in names:
                 record = dict(shared, name=name, replica=replica, hostname=name,
-                              networks=_network_entries(service, networks, where, name, len(names) > 1),
+                              networks=_network_entries(service, networks, where, name, len(names) > 1, replica),
                               labels={'dockerlab.stack': stack_name, 'dockerlab.component': key})
                 containers.append(record)
     known = {key for var in services_by_var or {} for key in (services_by_var[var] or {})}

@@ -25,6 +25,7 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.valu
     binds_collide,
     choices,
     describe,
+    host_number,
     index,
     is_blank,
     parse_address,
@@ -84,7 +85,7 @@ def _usable_range(net, gateway):
 
 
 def _check_networks(networks, networks_var, errors):
-    """Validate the network definitions; return key -> {'name', 'net', 'gateway', 'has_subnet'}."""
+    """Validate the network definitions; return key -> {'name', 'net', 'gateway', 'has_subnet', 'ip_range'}."""
     info_by_key = {}
     if networks is None:
         return info_by_key
@@ -97,7 +98,7 @@ def _check_networks(networks, networks_var, errors):
     for key in sorted_keys(networks):
         path = f'{networks_var}{index(key)}'
         definition = networks[key]
-        info = {'name': None, 'net': None, 'gateway': None, 'has_subnet': False}
+        info = {'name': None, 'net': None, 'gateway': None, 'has_subnet': False, 'ip_range': None}
         info_by_key[key] = info
         if not isinstance(definition, Mapping):
             errors.add(path, f'is {describe(definition)}, but must be a mapping with name and subnet, '
@@ -136,6 +137,24 @@ def _check_networks(networks, networks_var, errors):
                                               'network; pick an address inside it')
             else:
                 info['gateway'] = ipaddress.ip_address(address)
+
+        # Docker hands out dynamic addresses from ip_range only, so a fixed address kept
+        # outside it can never be taken by a container that started first.
+        ip_range = definition.get('ip_range')
+        if not is_blank(ip_range):
+            pool, problem = parse_subnet(ip_range)
+            if problem:
+                errors.add(f'{path}.ip_range', problem.replace('set subnet:', 'set ip_range:'))
+            elif info['net'] is None:
+                if not info['has_subnet']:
+                    errors.add(f'{path}.ip_range', f'{pool.with_prefixlen} needs a subnet to lie in; add a subnet '
+                                                   'to this network or remove ip_range')
+            elif pool.version != info['net'].version or not pool.subnet_of(info['net']):
+                errors.add(f'{path}.ip_range', f"{pool.with_prefixlen} is not inside {info['net'].with_prefixlen}, "
+                                               'the subnet of this network; pick a range inside it, e.g. its '
+                                               'upper half')
+            else:
+                info['ip_range'] = pool
 
     # overlapping subnets, each pair once, reported on the later key
     keys = [k for k in sorted_keys(networks) if info_by_key[k]['net'] is not None]
@@ -302,6 +321,15 @@ def _check_service_networks(path, service, replicas, state, errors):
         address = entry.get('ipv4_address')
         if is_blank(address):
             continue
+        if isinstance(address, list):
+            # one address per replica, in replica order; replicas past the list get dynamic ones
+            if len(address) > max(replicas, 1):
+                errors.add(f'{entry_path}.ipv4_address',
+                           f'lists {len(address)} addresses for {replicas} replica(s); list at most one per replica')
+            for position, each in enumerate(address[:max(replicas, 1)]):
+                _check_address(f'{entry_path}.ipv4_address[{position}]', each, network_key if known else None, 1,
+                               state, errors, enabled=replicas > 0)
+            continue
         _check_address(f'{entry_path}.ipv4_address', address, network_key if known else None, replicas, state,
                        errors)
 
@@ -316,10 +344,12 @@ def _parse_ipv4(value):
         return None
 
 
-def _check_address(address_path, address, network_key, replicas, state, errors):
-    ip = _parse_ipv4(address)
+def _check_address(address_path, address, network_key, replicas, state, errors, enabled=True):
+    number = host_number(address)
+    ip = address if number is not None else _parse_ipv4(address)
     if ip is None:
-        errors.add(address_path, f'{show(address)} is not a valid IPv4 address; write it like 172.22.0.10')
+        errors.add(address_path, f'{show(address)} is not a valid IPv4 address; write it like 172.22.0.10, or as '
+                                 'the host number within the subnet (10 for 172.22.0.10 in 172.22.0.0/16)')
         return
     if network_key is None:
         return   # the undeclared network is reported already
@@ -336,6 +366,12 @@ def _check_address(address_path, address, network_key, replicas, state, errors):
         errors.add(address_path, f'{ip} cannot be used on {label}, whose subnet {subnet} is IPv6; use a network '
                                  'with an IPv4 subnet or remove ipv4_address')
         return
+    if number is not None:
+        if not 0 < number < net.num_addresses - 1:
+            errors.add(address_path, f'host number {number} is outside {subnet}, the subnet of {label}, which has '
+                                     f'hosts 1 to {net.num_addresses - 2}; pick one of those')
+            return
+        ip = net[number]
     gateway = info['gateway']
     if gateway is None and net.num_addresses >= 4:
         gateway = net[1]   # Docker's default gateway: the first host address
@@ -353,11 +389,17 @@ def _check_address(address_path, address, network_key, replicas, state, errors):
         errors.add(address_path, f'{ip} is the gateway of {subnet} (the subnet of {label}), which Docker keeps for '
                                  f'the bridge; {hint}')
         return
+    if info.get('ip_range') is not None and ip in info['ip_range']:
+        errors.add(address_path, f"{ip} is inside {info['ip_range'].with_prefixlen}, the ip_range of {label} from "
+                                 'which Docker hands out dynamic addresses, so another container could take it '
+                                 'first; pick an address outside that range')
+        return
     if replicas > 1:
         errors.add(address_path, f'{ip} would be given to each of the {replicas} replicas of this service, but an '
-                                 'address can belong to only one container; remove ipv4_address or set replicas to 1')
+                                 'address can belong to only one container; list one address per replica '
+                                 f'(ipv4_address: [{ip}, ...]) or remove ipv4_address')
         return
-    if replicas < 1:
+    if replicas < 1 or not enabled:
         return
     claim = (network_key, str(ip))
     if claim in state.addresses:

@@ -83,6 +83,27 @@ def binds_collide(address_a, address_b):
     return address_a == address_b or address_a in WILDCARD_ADDRESSES or address_b in WILDCARD_ADDRESSES
 
 
+def host_number(value):
+    """An address written as its host number within the subnet (10: the subnet's 10th
+    address, as ansible.utils.nthhost counts), as an int; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def resolve_address(value, subnet):
+    """The IPv4 address a service's ``ipv4_address`` names: as written, or the host
+    number's address within ``subnet`` (a validated CIDR string)."""
+    number = host_number(value)
+    if number is None:
+        return str(value).strip()
+    return str(ipaddress.ip_network(str(subnet).strip())[number])
+
+
 def parse_subnet(value):
     """Return ``(network, None)`` or ``(None, problem message)``."""
     if not isinstance(value, str):

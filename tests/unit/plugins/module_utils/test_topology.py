@@ -55,10 +55,14 @@ def set_subnet(topology, key, subnet):
     old = ipaddress.ip_network(topology[0][key]['subnet'])
     topology[0][key]['subnet'] = subnet
     new = ipaddress.ip_network(subnet)
+    if topology[0][key].get('ip_range'):
+        # its second quarter: away from the fixed addresses (.10-.30, the collector's .250)
+        topology[0][key]['ip_range'] = str(list(new.subnets(prefixlen_diff=2))[1])
     for services in topology[2].values():
         for service in services.values():
             for entry in service.get('networks') or []:
-                if isinstance(entry, dict) and entry.get('network') == key and entry.get('ipv4_address'):
+                if (isinstance(entry, dict) and entry.get('network') == key and isinstance(entry.get('ipv4_address'), str)
+                        and '.' in entry['ipv4_address']):   # host numbers follow the subnet by themselves
                     offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(old.network_address)
                     entry['ipv4_address'] = str(new.network_address + offset)
 
@@ -228,10 +232,19 @@ def set_mysql_address(topology, address):
 ADDRESS_PATH = "data_services['mysql-db'].networks[0].ipv4_address"
 
 
+NOT_AN_ADDRESS = ("is not a valid IPv4 address; write it like 172.22.0.10, or as the host number within the subnet "
+                  "(10 for 172.22.0.10 in 172.22.0.0/16)")
+
+
 @pytest.mark.parametrize('address, message', [
-    ('172.22.0.300', "'172.22.0.300' is not a valid IPv4 address; write it like 172.22.0.10"),
-    ('fd00::10', "'fd00::10' is not a valid IPv4 address; write it like 172.22.0.10"),
-    (1234, '1234 is not a valid IPv4 address; write it like 172.22.0.10'),
+    ('172.22.0.300', f"'172.22.0.300' {NOT_AN_ADDRESS}"),
+    ('fd00::10', f"'fd00::10' {NOT_AN_ADDRESS}"),
+    (12.5, f'12.5 {NOT_AN_ADDRESS}'),
+    (70000, ("host number 70000 is outside 172.22.0.0/16, the subnet of stack_networks['database'] "
+             "(ecommerce-database), which has hosts 1 to 65534; pick one of those")),
+    (1, ("172.22.0.1 is the gateway of 172.22.0.0/16 (the subnet of stack_networks['database'] "
+         "(ecommerce-database)), which Docker keeps for the bridge; pick an unused address from "
+         "172.22.0.2 to 172.22.255.254")),
     ('172.21.0.10', ("172.21.0.10 is outside 172.22.0.0/16, the subnet of stack_networks['database'] "
                      "(ecommerce-database); pick an unused address from 172.22.0.2 to 172.22.255.254")),
     ('172.22.0.0', ("172.22.0.0 is the network address of 172.22.0.0/16 (the subnet of stack_networks['database'] "
@@ -248,7 +261,7 @@ def test_bad_ipv4_address(topology, address, message):
     assert only(set_mysql_address(topology, address)) == {'variable': ADDRESS_PATH, 'message': message}
 
 
-@pytest.mark.parametrize('address', ['172.22.0.2', '172.22.255.254', '172.22.0.200'])
+@pytest.mark.parametrize('address', ['172.22.0.2', '172.22.127.254', '172.22.0.200', 200, '99'])
 def test_good_ipv4_address(topology, address):
     assert set_mysql_address(topology, address) == []
 
@@ -271,9 +284,9 @@ def test_ipv4_address_used_twice(topology):
 
 
 def test_same_address_on_different_networks_is_fine(topology):
-    topology[2]['backend_services']['user-service']['networks'][0]['ipv4_address'] = '172.21.0.11'
-    topology[2]['backend_services']['user-service']['networks'][1]['ipv4_address'] = '172.22.0.99'
-    topology[2]['frontend_services']['load-balancer']['networks'][0]['ipv4_address'] = '172.20.0.11'
+    topology[2]['backend_services']['user-service']['networks'][0]['ipv4_address'] = 50
+    topology[2]['backend_services']['user-service']['networks'][1]['ipv4_address'] = 50
+    topology[2]['frontend_services']['load-balancer']['networks'][0]['ipv4_address'] = 50
     assert errors_for(topology) == []
 
 
@@ -282,18 +295,57 @@ def test_ipv4_address_on_replicated_service(topology):
     error = only(errors_for(topology))
     assert error['variable'] == "frontend_services['web-server'].networks[0].ipv4_address"
     assert error['message'] == ('172.20.0.20 would be given to each of the 2 replicas of this service, but an address '
-                                'can belong to only one container; remove ipv4_address or set replicas to 1')
+                                'can belong to only one container; list one address per replica '
+                                '(ipv4_address: [172.20.0.20, ...]) or remove ipv4_address')
+
+
+def test_one_address_per_replica(topology):
+    topology[2]['frontend_services']['web-server']['networks'][0]['ipv4_address'] = [21, '172.20.0.22']
+    assert errors_for(topology) == []
+    topology[2]['frontend_services']['web-server']['networks'][0]['ipv4_address'] = [21, 22, 23]
+    error = only(errors_for(topology))
+    assert error == {'variable': "frontend_services['web-server'].networks[0].ipv4_address",
+                     'message': 'lists 3 addresses for 2 replica(s); list at most one per replica'}
+    topology[2]['frontend_services']['web-server']['networks'][0]['ipv4_address'] = [21, 21]
+    error = only(errors_for(topology))
+    assert error['variable'] == "frontend_services['web-server'].networks[0].ipv4_address[1]"
+    assert error['message'].startswith('172.20.0.21 is already given to')
+
+
+def test_fixed_address_inside_the_dynamic_range_is_refused(topology):
+    topology[0]['database']['ip_range'] = '172.22.128.0/17'
+    assert set_mysql_address(topology, 10) == []
+    error = only(set_mysql_address(topology, '172.22.200.1'))
+    assert error == {'variable': ADDRESS_PATH, 'message': (
+        "172.22.200.1 is inside 172.22.128.0/17, the ip_range of stack_networks['database'] (ecommerce-database) "
+        'from which Docker hands out dynamic addresses, so another container could take it first; pick an address '
+        'outside that range')}
+
+
+@pytest.mark.parametrize('ip_range, message', [
+    ('172.23.0.0/24', '172.23.0.0/24 is not inside 172.22.0.0/16, the subnet of this network; pick a range inside '
+                      'it, e.g. its upper half'),
+    ('172.22.0.1/24', "'172.22.0.1/24' has host bits set: its network address is 172.22.0.0/24; "
+                      'set ip_range: 172.22.0.0/24'),
+])
+def test_bad_ip_range(topology, ip_range, message):
+    topology[0]['database']['ip_range'] = ip_range
+    assert only(errors_for(topology)) == {'variable': "stack_networks['database'].ip_range", 'message': message}
 
 
 def test_ipv4_address_needs_a_subnet(topology):
     for key, address in (('mongodb', '172.22.0.12'), ('mysql-db', '172.22.0.10'), ('redis-cache', '172.22.0.11')):
         topology[2]['data_services'][key]['networks'][0]['ipv4_address'] = address
     del topology[0]['database']['subnet']
-    errors = errors_for(topology)
-    assert variables(errors) == [f"data_services['{key}'].networks[0].ipv4_address"
-                                 for key in ('mongodb', 'mysql-db', 'redis-cache')]
-    assert errors[1]['message'] == ("172.22.0.10 needs a subnet on stack_networks['database'] (ecommerce-database), "
-                                    "which declares none; add a subnet to that network or remove ipv4_address")
+    errors = {error['variable']: error['message'] for error in errors_for(topology)}
+    assert [f"data_services['{key}'].networks[0].ipv4_address" for key in ('mongodb', 'mysql-db', 'redis-cache')
+            if f"data_services['{key}'].networks[0].ipv4_address" in errors] == [
+        f"data_services['{key}'].networks[0].ipv4_address" for key in ('mongodb', 'mysql-db', 'redis-cache')]
+    assert errors["data_services['mysql-db'].networks[0].ipv4_address"] == (
+        "172.22.0.10 needs a subnet on stack_networks['database'] (ecommerce-database), "
+        "which declares none; add a subnet to that network or remove ipv4_address")
+    assert errors["stack_networks['database'].ip_range"] == (
+        '172.22.128.0/17 needs a subnet to lie in; add a subnet to this network or remove ip_range')
 
 
 def test_ipv4_address_on_undeclared_or_invalid_network_is_reported_once(topology):

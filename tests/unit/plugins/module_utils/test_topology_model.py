@@ -8,6 +8,8 @@ published ports); last, the roles' defaults with every port variable changed."""
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 import re
 
 import pytest
@@ -15,7 +17,7 @@ from ansible_collections.dockerlab.ecommerce.plugins.filter.model import upstrea
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology import model as topology
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import TopologyError, resolve
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.validation import validate_topology
-from conftest import DEFAULT_IMAGES, DEFAULT_SERVICES, _load_default_topology, default_model
+from conftest import DEFAULT_IMAGES, DEFAULT_SERVICES, DEFAULTS, _load_default_topology, default_model
 
 NETWORKS = {
     'front': {'name': 'shop-front', 'subnet': '172.30.0.0/24'},
@@ -685,3 +687,55 @@ def test_the_unchanged_defaults_still_use_the_course_ports():
     model = default_model('upstream')
     assert old_ports_in(topology.flows(model)) == OLD_PORTS
     assert upstream_servers(model, 'api-gateway') == [{'host': 'api-gateway', 'port': 3000, 'weight': 1}]
+
+
+# The course's address table (ARCHITECTURE.md, "addresses (one host)"): what `docker inspect`
+# shows on a lab made with the defaults.
+COURSE_ADDRESSES = {
+    'load-balancer': {'frontend': '172.20.0.10'},
+    'web-server-1': {'frontend': '172.20.0.11'},
+    'web-server-2': {'frontend': '172.20.0.12'},
+    'api-gateway': {'backend': '172.21.0.10', 'frontend': '172.20.0.20'},
+    'user-service': {'backend': '172.21.0.11', 'database': '172.22.0.21'},
+    'order-service': {'backend': '172.21.0.12', 'database': '172.22.0.22'},
+    'payment-service': {'backend': '172.21.0.13', 'database': '172.22.0.23'},
+    'mysql-db': {'database': '172.22.0.10'},
+    'redis-cache': {'database': '172.22.0.11'},
+    'mongodb': {'database': '172.22.0.12'},
+    'prometheus': {'monitoring': '172.23.0.10'},
+    'grafana': {'monitoring': '172.23.0.11', 'frontend': '172.20.0.30'},
+    'cadvisor': {'monitoring': '172.23.0.12'},
+    'elasticsearch': {'monitoring': '172.23.0.20'},
+    'kibana': {'monitoring': '172.23.0.21'},
+    'fluentd': {'monitoring': '172.23.0.22'},
+}
+
+
+def _addresses(model):
+    return {rec['name']: {net['key']: net['ipv4_address'] for net in rec['networks'] if net.get('ipv4_address')}
+            for rec in model['containers']}
+
+
+def test_the_defaults_give_the_course_addresses():
+    addresses = _addresses(default_model('upstream'))
+    assert {name: addresses[name] for name in COURSE_ADDRESSES} == COURSE_ADDRESSES
+    offline = _addresses(default_model('offline'))
+    assert offline['log-collector'] == {'monitoring': '172.23.0.250'}
+    # every fixed address lies outside its network's dynamic range
+    networks = DEFAULTS['networks']
+    for name, by_network in list(addresses.items()) + list(offline.items()):
+        for key, address in by_network.items():
+            assert ipaddress.ip_address(address) in ipaddress.ip_network(networks[key]['subnet']), (name, key)
+            assert ipaddress.ip_address(address) not in ipaddress.ip_network(networks[key]['ip_range']), (name, key)
+
+
+def test_replicas_past_the_course_addresses_take_dynamic_ones():
+    defaults = copy.deepcopy(DEFAULTS)
+    defaults['services']['backend_services']['user-service']['replicas'] = 3
+    defaults['services']['frontend_services']['web-server']['replicas'] = 3
+    addresses = _addresses(default_model('offline', defaults=defaults))
+    assert addresses['user-service-1'] == {'backend': '172.21.0.11', 'database': '172.22.0.21'}
+    assert addresses['user-service-2'] == {} and addresses['user-service-3'] == {}
+    assert [addresses[f'web-server-{n}'] for n in (1, 2, 3)] == [
+        {'frontend': '172.20.0.11'}, {'frontend': '172.20.0.12'}, {}]
+    assert validate_topology(defaults['networks'], defaults['volumes'], defaults['services']) == []

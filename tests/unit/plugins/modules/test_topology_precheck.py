@@ -60,11 +60,13 @@ def host_safe_topology(existing_networks=None):
     for key, subnet in zip(sorted(networks), subnets):
         renumber[networks[key]['subnet']] = subnet
         networks[key]['subnet'] = subnet
+        if networks[key].get('ip_range'):   # its second quarter: away from the fixed addresses
+            networks[key]['ip_range'] = str(list(ipaddress.ip_network(subnet).subnets(prefixlen_diff=2))[1])
         networks[key]['name'] = f'dockerlab-unit-{key}'   # never the names a real run creates
     for tier in services.values():
         for service in tier.values():
             for entry in service.get('networks', []):
-                if 'ipv4_address' in entry:
+                if isinstance(entry.get('ipv4_address'), str) and '.' in entry['ipv4_address']:
                     old = DEFAULT_NETWORKS[entry['network']]['subnet']
                     offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(ipaddress.ip_network(old).network_address)
                     entry['ipv4_address'] = str(ipaddress.ip_network(renumber[old]).network_address + offset)

@@ -36,6 +36,11 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def describe(exc: BaseException) -> str:
+    """``"<ExceptionClass>: <message>"``: what /health and the logs say about a failure."""
+    return f"{exc.__class__.__name__}: {exc}"
+
+
 def duplicate_key(exc: BaseException) -> Optional[str]:
     """The unique key a duplicate-entry IntegrityError names, else None."""
     if isinstance(exc, pymysql.err.IntegrityError) and exc.args and exc.args[0] == ER_DUP_ENTRY:
@@ -80,7 +85,7 @@ class Database:
             if time.monotonic() - last_used > IDLE_PING_SECONDS:
                 try:
                     conn.ping(reconnect=True)
-                except pymysql.err.MySQLError:
+                except Exception:  # a reconnect authenticates again: not only MySQLError (see _call)
                     self._close_quietly(conn)
                     continue
             return conn
@@ -101,9 +106,12 @@ class Database:
     def _call(self, fn: Callable, args: tuple):
         try:
             conn = self._acquire()
-        except pymysql.err.MySQLError as exc:
-            self.last_error = str(exc)
-            raise DependencyUnavailable("database", str(exc)) from None
+        except Exception as exc:  # pylint: disable=broad-except
+            # Connecting fails with more than MySQLError: e.g. RuntimeError when
+            # caching_sha2_password's full authentication needs the missing `cryptography`
+            # package, ValueError when the server's RSA public key does not parse.
+            self.last_error = describe(exc)
+            raise DependencyUnavailable("database", self.last_error) from None
         try:
             with conn.cursor() as cursor:
                 result = fn(cursor, *args)
@@ -183,10 +191,16 @@ class Database:
             attempt += 1
             try:
                 applied = await loop.run_in_executor(self._executor, self._migrate)
-            except pymysql.err.MySQLError as exc:
-                self.last_error = str(exc)
+            except Exception as exc:  # pylint: disable=broad-except
+                # Any failure to connect or migrate is retried, not only MySQLError: PyMySQL
+                # raises RuntimeError when caching_sha2_password's full authentication (a
+                # mysql:8.4 account with no cached login) needs `cryptography` and it is
+                # missing, ValueError on a bad server public key. Letting those escape ended
+                # this task and left /health at 503 for good (bug B1). CancelledError is a
+                # BaseException: close() still stops the loop.
+                self.last_error = describe(exc)
                 self.logger.warning("database not ready, retrying", attempt=attempt,
-                                    retry_in_s=delay, error=str(exc))
+                                    retry_in_s=delay, error=self.last_error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
