@@ -16,19 +16,21 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.targ
 
 
 def stack_model(services_by_var, networks, volumes, images=None, refs=None, profile=None, stack_name='ecommerce',
-                config_dir='/opt/dockerlab/ecommerce', healthcheck=None, container_log=None, entrypoint=None):
+                config_dir='/opt/dockerlab/ecommerce', healthcheck=None, container_log=None, entrypoint=None,
+                left_out=None):
     """The resolved topology (see module_utils/_topology/model.py): one record per container."""
     try:
         return topology.resolve(services_by_var, networks, volumes, images=images, refs=refs, profile=profile,
                                 stack_name=stack_name, config_dir=config_dir, healthcheck_defaults=healthcheck,
-                                container_log=container_log, entrypoint=entrypoint)
+                                container_log=container_log, entrypoint=entrypoint, left_out=left_out)
     except topology.TopologyError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def stack_target(model, tier=None, components=None, exclude=None, config_hashes=None):
-    """What the containers target applies for one tier: ``{create, skipped, wait}``."""
-    return containers_target(model, tier=tier, components=components, exclude=exclude, config_hashes=config_hashes)
+def stack_target(model, tier=None, components=None, exclude=None, config_hashes=None, missing_paths=None):
+    """What the containers target applies for one tier: ``{create, skipped, wait, left_out_mounts}``."""
+    return containers_target(model, tier=tier, components=components, exclude=exclude, config_hashes=config_hashes,
+                             missing_paths=missing_paths)
 
 
 def stack_tier_files(model, tier, components=None, exclude=None):

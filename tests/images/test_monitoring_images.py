@@ -50,6 +50,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from docker_env import base_image, container_logs, exec_text, remove_all, wait_for  # pylint: disable=import-error  # tests/docker_env.py
 
@@ -66,6 +67,8 @@ RUN_ID = uuid.uuid4().hex[:8]
 MYSQL_ROOT_PW = "r00t-monitoring-pw"
 EXPORTER_DB_PW = "Exp0rter-db_pw.1"
 REDIS_PW = "s3cret-redis-pw-for-exporter"
+REDIS_EXPORTER_USER = "redis_exporter"
+REDIS_ADMIN_PW = "test-only-admin-pw"  # a test-only user that may read the ACL LOG
 
 SECOND = 1_000_000_000  # Docker's healthcheck durations are in nanoseconds
 
@@ -361,7 +364,16 @@ def backends(lab, dep_images, tmp_path_factory):  # pylint: disable=redefined-ou
     base = tmp_path_factory.mktemp("backends")
     initdb = base / "initdb"
     _write(initdb / "10-exporter.sql", EXPORTER_GRANTS)
-    redis_conf = _write(base / "redis" / "redis.conf", f"requirepass {REDIS_PW}\n")
+    # Redis as the data role configures it: the default user may only PING, the exporter
+    # logs in as its own user with the role's rules (data_redis_exporter_acl), plus a
+    # test-only admin that reads the ACL LOG (which commands were refused).
+    exporter_acl = yaml.safe_load((REPO_ROOT / "roles/data/defaults/main.yml").read_text())["data_redis_exporter_acl"]
+    _write(base / "redis" / "users.acl",
+           "user default reset on nopass +ping\n"
+           f"user {REDIS_EXPORTER_USER} reset on >{REDIS_PW} {exporter_acl}\n"
+           f"user admin reset on >{REDIS_ADMIN_PW} ~* &* +@all\n")
+    redis_conf = _write(base / "redis" / "redis.conf",
+                        "protected-mode no\naclfile /usr/local/etc/redis/users.acl\n")
     nginx_conf = base / "nginx-conf.d"
     _write(nginx_conf / "default.conf", NGINX_STATUS_CONF)
     return {
@@ -709,12 +721,12 @@ def redis_exporter(lab, images, backends, tmp_path_factory):  # pylint: disable=
     # (with its redis:// scheme) to the password; readable by uid 59000
     _write(secrets / "redis-exporter.json", json.dumps({"redis://redis-cache:6379": REDIS_PW}))
     redis = backends["redis"]
-    _wait_for(lambda: _exec(redis, ["redis-cli", "PING"], env={"REDISCLI_AUTH": REDIS_PW})[1].strip() == "PONG",
-              60, "redis PONG", redis)
+    _wait_for(lambda: _exec(redis, ["redis-cli", "PING"])[1].strip() == "PONG", 60, "redis PONG", redis)
     container = lab.run(
         images["redis-exporter"], "redis-exporter", aliases=["redis-exporter"],
+        # the flags the monitoring role passes (--redis.user: its own ACL user)
         command=["--redis.addr=redis://redis-cache:6379",
-                 "--redis.password-file=/run/secrets/redis-exporter.json"],
+                 "--redis.password-file=/run/secrets/redis-exporter.json", f"--redis.user={REDIS_EXPORTER_USER}"],
         volumes={str(secrets / "redis-exporter.json"): {"bind": "/run/secrets/redis-exporter.json", "mode": "ro"}},
         healthcheck=healthcheck(9121, "/health"),
     )
@@ -722,17 +734,29 @@ def redis_exporter(lab, images, backends, tmp_path_factory):  # pylint: disable=
     return container
 
 
+def _acl_log_users(redis):
+    """The users of the ACL LOG's entries (commands or keys Redis refused)."""
+    rc, out, err = _exec(redis, ["redis-cli", "--user", "admin", "--no-auth-warning", "ACL", "LOG"],
+                         env={"REDISCLI_AUTH": REDIS_ADMIN_PW})
+    assert rc == 0 and not out.startswith(("NOPERM", "ERR")), (out, err)
+    lines = out.splitlines()
+    return [lines[i + 1] for i, line in enumerate(lines[:-1]) if line == "username"]
+
+
 def test_redis_exporter_password_file(redis_exporter, backends):  # pylint: disable=redefined-outer-name
     c = redis_exporter
-    # the server really wants the password
-    rc, out, err = _exec(backends["redis"], ["redis-cli", "PING"])
-    assert "NOAUTH" in out + err, (rc, out, err)
+    # without a login the server answers PING only
+    rc, out, err = _exec(backends["redis"], ["redis-cli", "INFO"])
+    assert out.startswith("NOPERM"), (rc, out, err)
     assert _proc1_uid(c) == 59000
     _wait_for(lambda: metric_value(c, 9121, "redis_up") == 1, 30, "redis_up 1", c)
     found = metrics(c, 9121)
     assert found["redis_uptime_in_seconds"][0][1] >= 0
     assert any("redis_version" in labels for labels, _v in found["redis_instance_info"])
     assert_secret_hidden(c, REDIS_PW)
+    # the role's exporter rules cover every command of a scrape (two scrapes by now)
+    assert REDIS_EXPORTER_USER not in _acl_log_users(backends["redis"])
+    assert "Couldn't set client name" not in _logs(c)
 
 
 def test_redis_exporter_without_password_reports_down(lab, images, backends):  # pylint: disable=redefined-outer-name,unused-argument

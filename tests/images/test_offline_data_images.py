@@ -37,8 +37,10 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from docker_env import base_image, container_logs, exec_text, remove_all, wait_for  # pylint: disable=import-error  # tests/docker_env.py
+from rendering import rendered_offline  # noqa: F401  pylint: disable=unused-import,import-error  # fixture, tests/rendering.py
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "roles" / "data" / "images"
@@ -581,3 +583,96 @@ def test_redis_entrypoint_chowns_data_when_root(redis_image, dk_fn):
     wait_redis_ready(c)
     rc, out, _err = _exec(c, ["stat", "-c", "%u", "/data/root-file"])
     assert out.strip() == "999"
+
+
+# --- redis with the data role's rendered configuration (ACL users) ---------
+
+
+def _redis_healthcheck():
+    """The redis-cache healthcheck command the data role declares."""
+    defaults = yaml.safe_load((REPO_ROOT / "roles/data/defaults/main.yml").read_text())
+    test = defaults["data_services"]["redis-cache"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL", test
+    return test[1]
+
+
+@pytest.fixture()
+def redis_rendered(redis_image, dk_fn, rendered_offline):  # pylint: disable=redefined-outer-name
+    """The offline Redis image (7.0) with the redis.conf and users.acl the data role renders
+    (tests/render/render.yml), mounted where the role mounts them."""
+    conf_dir = rendered_offline / "redis-cache"
+    secrets = rendered_offline.parent / "secrets"
+    volumes = {
+        str(conf_dir / "redis.conf"): {"bind": "/usr/local/etc/redis/redis.conf", "mode": "ro"},
+        str(conf_dir / "secrets/users.acl"): {"bind": "/usr/local/etc/redis/users.acl", "mode": "ro"},
+        dk_fn.volume("redis-acl"): {"bind": "/data", "mode": "rw"},
+    }
+    c = dk_fn.run(redis_image, "redis-acl", volumes=volumes,
+                  command=["redis-server", "/usr/local/etc/redis/redis.conf"])
+    wait_redis_ready(c)
+    return {"container": c, "ip": _ip(c),
+            "app_pw": (secrets / "redis_password").read_text().strip(),
+            "exporter_pw": (secrets / "redis_exporter_password").read_text().strip()}
+
+
+def _as(redis, user, password, *args):
+    """redis-cli over the container's address (not loopback) as ``user``; its output."""
+    rc, out, err = _exec(redis["container"], ["redis-cli", "-h", redis["ip"], "--user", user, "--no-auth-warning",
+                                              *args], env={"REDISCLI_AUTH": password})
+    assert rc == 0, err
+    return out.strip()
+
+
+def _wrong_password(redis, user, password):
+    """AUTH as ``user`` with ``password`` is refused (redis-cli says so on stderr, then goes on
+    as the default user, whose GET is refused too)."""
+    _rc, out, err = _exec(redis["container"], ["redis-cli", "-h", redis["ip"], "--user", user, "--no-auth-warning",
+                                               "get", "ecommerce:user:1"], env={"REDISCLI_AUTH": password})
+    return "WRONGPASS" in err and out.startswith("NOPERM")
+
+
+def test_redis_acl_default_user_may_only_ping(redis_rendered):
+    c = redis_rendered["container"]
+    # the course's commands: `docker exec redis-cache redis-cli ping` / `... get x`
+    assert redis_cli(c, "ping")[1].strip() == "PONG"
+    rc, out, err = redis_cli(c, "get", "x")
+    assert out.startswith("NOPERM") and "'get'" in out, (rc, out, err)
+    # not only on loopback: protected mode is off, the ACL does the refusing
+    assert redis_cli(c, "-h", redis_rendered["ip"], "PING")[1].strip() == "PONG"
+    for command in (["set", "x", "1"], ["config", "get", "*"], ["keys", "*"], ["flushall"], ["acl", "list"]):
+        out = redis_cli(c, "-h", redis_rendered["ip"], *command)[1]
+        assert out.startswith("NOPERM"), (command, out)
+    # the role's healthcheck needs no secret
+    assert _exec(c, ["sh", "-c", _redis_healthcheck()])[0] == 0
+
+
+def test_redis_acl_app_user_reads_and_writes_the_cache_keys_only(redis_rendered):
+    r, pw = redis_rendered, redis_rendered["app_pw"]
+    assert _as(r, "ecommerce", pw, "set", "ecommerce:user:1", '{"id": 1}', "ex", "60") == "OK"
+    assert _as(r, "ecommerce", pw, "get", "ecommerce:user:1") == '{"id": 1}'
+    assert _as(r, "ecommerce", pw, "exists", "ecommerce:user:1") == "1"
+    assert _as(r, "ecommerce", pw, "ping") == "PONG"
+    assert _as(r, "ecommerce", pw, "del", "ecommerce:user:1") == "1"
+    assert _as(r, "ecommerce", pw, "get", "ecommerce:user:1") == ""
+    assert _as(r, "ecommerce", pw, "get", "other:key").startswith("NOPERM")  # outside its key prefix
+    for command in (["flushall"], ["config", "get", "*"], ["info"], ["keys", "*"], ["acl", "list"]):
+        assert _as(r, "ecommerce", pw, *command).startswith("NOPERM"), command
+    assert _wrong_password(r, "ecommerce", "not-" + pw)
+
+
+def test_redis_acl_exporter_user_reads_statistics_not_keys(redis_rendered):
+    r, pw = redis_rendered, redis_rendered["exporter_pw"]
+    assert _as(r, "ecommerce", r["app_pw"], "set", "ecommerce:user:2", "secret-value") == "OK"
+    assert _as(r, "redis_exporter", pw, "get", "ecommerce:user:2").startswith("NOPERM")
+    assert _as(r, "redis_exporter", pw, "set", "ecommerce:user:2", "x").startswith("NOPERM")
+    assert "redis_version:7." in _as(r, "redis_exporter", pw, "info", "server")
+    # what redis_exporter sends in a scrape
+    assert _as(r, "redis_exporter", pw, "client", "setname", "redis_exporter") == "OK"
+    assert _as(r, "redis_exporter", pw, "config", "get", "maxmemory").split() == ["maxmemory", str(256 * 1024 * 1024)]
+    for command in (["slowlog", "len"], ["slowlog", "get", "1"], ["latency", "latest"], ["latency", "histogram"],
+                    ["ping"]):
+        assert not _as(r, "redis_exporter", pw, *command).startswith(("NOPERM", "ERR")), command
+    for command in (["config", "set", "maxmemory", "1"], ["client", "list"], ["flushall"], ["scan", "0"]):
+        assert _as(r, "redis_exporter", pw, *command).startswith("NOPERM"), command
+    # the services' password is not the exporter's
+    assert _wrong_password(r, "redis_exporter", r["app_pw"])

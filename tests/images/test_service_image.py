@@ -32,6 +32,7 @@ from pathlib import Path
 import docker
 import pytest
 import requests
+import yaml
 
 from docker_env import base_image  # pylint: disable=import-error  # tests/docker_env.py
 from mysql_handshake import FakeMySQLServer  # pylint: disable=import-error  # tests/mysql_handshake.py
@@ -45,6 +46,8 @@ ROOT_PW = "h3s-Root-pw"
 APP_USER = "shop"
 APP_PW = "h3s-App-pw"
 REDIS_PW = "h3s-Redis-pw"
+REDIS_USER = "ecommerce"
+REDIS_ADMIN_PW = "h3s-Redis-admin-pw"  # a test-only user that reads the ACL LOG and CLIENT LIST
 
 INIT_SQL = f"""
 CREATE DATABASE IF NOT EXISTS orders CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
@@ -109,6 +112,18 @@ def lab(tmp_path_factory, service_image):
     for name, value in (("mysql_password", APP_PW), ("redis_password", REDIS_PW)):
         (secrets / name).write_text(value + "\n")
         (secrets / name).chmod(0o644)
+    # Redis as the data role configures it: PING only without a login, the services' user
+    # with the role's rules (data_redis_user_acl); plus a test-only admin.
+    app_acl = yaml.safe_load((REPO_ROOT / "roles/data/defaults/main.yml").read_text())["data_redis_user_acl"]
+    redis_etc = files / "redis"
+    redis_etc.mkdir(mode=0o755)
+    (redis_etc / "users.acl").write_text(
+        "user default reset on nopass +ping\n"
+        f"user {REDIS_USER} reset on >{REDIS_PW} {app_acl}\n"
+        f"user admin reset on >{REDIS_ADMIN_PW} ~* &* +@all\n")
+    (redis_etc / "redis.conf").write_text("protected-mode no\nsave \"\"\naclfile /usr/local/etc/redis/users.acl\n")
+    for name in ("users.acl", "redis.conf"):
+        (redis_etc / name).chmod(0o644)
 
     network = client.networks.create(f"{PREFIX}{suffix}", driver="bridge")
     containers = {}
@@ -119,13 +134,15 @@ def lab(tmp_path_factory, service_image):
                          "MYSQL_USER": APP_USER, "MYSQL_PASSWORD": APP_PW},
             volumes={str(initdb): {"bind": "/docker-entrypoint-initdb.d", "mode": "ro"}})
         containers["redis"] = client.containers.run(
-            redis_image, ["redis-server", "--requirepass", REDIS_PW, "--save", ""],
-            name=f"{PREFIX}redis-{suffix}", detach=True, network=network.name)
+            redis_image, ["redis-server", "/usr/local/etc/redis/redis.conf"],
+            name=f"{PREFIX}redis-{suffix}", detach=True, network=network.name,
+            volumes={str(redis_etc): {"bind": "/usr/local/etc/redis", "mode": "ro"}})
         names = {service: f"{PREFIX}{service}-{suffix}" for service in ("user", "order", "payment", "gateway")}
         common = {
             "MYSQL_HOST": containers["mysql"].name, "MYSQL_USER": APP_USER,
             "MYSQL_PASSWORD_FILE": "/run/secrets/mysql_password",
-            "REDIS_HOST": containers["redis"].name, "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
+            "REDIS_HOST": containers["redis"].name, "REDIS_USER": REDIS_USER,
+            "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
             "USER_SERVICE_URL": f"http://{names['user']}:3001",
             "ORDER_SERVICE_URL": f"http://{names['order']}:3002",
             "PAYMENT_SERVICE_URL": f"http://{names['payment']}:3003",
@@ -232,6 +249,31 @@ def test_user_order_payment_flow_through_the_gateway(lab):
     assert 'route="/payments/{tail}"' in metrics
     logs = lab["containers"]["user"].logs().decode()
     assert '"request_id":"h3s-flow-1"' in logs
+
+
+def _redis_admin(lab, *args):
+    result = lab["containers"]["redis"].exec_run(["redis-cli", "--user", "admin", "--no-auth-warning", *args],
+                                                 environment={"REDISCLI_AUTH": REDIS_ADMIN_PW})
+    assert result.exit_code == 0, result.output
+    return result.output.decode()
+
+
+def test_the_cache_logs_in_as_its_acl_user_and_needs_no_more(lab):
+    """Debian's redis-py logs in as REDIS_USER, and the data role's rules for that user
+    (data_redis_user_acl) cover everything the services sent (the flow above ran first)."""
+    base = lab["gateway"]
+    user = requests.post(f"{base}/users", json={"name": "Cache ACL", "email": f"acl-{uuid.uuid4().hex[:8]}@example.test"},
+                         timeout=10).json()
+    assert requests.get(f"{base}/users/{user['id']}", timeout=10).headers["X-Cache"] == "MISS"
+    assert requests.get(f"{base}/users/{user['id']}", timeout=10).headers["X-Cache"] == "HIT"
+    assert requests.patch(f"{base}/users/{user['id']}", json={"name": "Cache ACL 2"}, timeout=10).status_code == 200
+    assert requests.get(f"{base}/users/{user['id']}", timeout=10).headers["X-Cache"] == "MISS"
+    clients = _redis_admin(lab, "CLIENT", "LIST")
+    assert f"user={REDIS_USER} " in clients, clients
+    assert "user=default " not in clients, clients  # no service logs in as the default user
+    log = _redis_admin(lab, "ACL", "LOG").splitlines()
+    refused = [log[i + 1] for i, line in enumerate(log[:-1]) if line == "username"]
+    assert REDIS_USER not in refused, "\n".join(log)
 
 
 def test_sigterm_exits_zero(lab):

@@ -58,7 +58,8 @@ def test_exporters_read_their_credentials_from_secret_files(rendered_offline):
     assert "user=exporter" in my_cnf and "host=mysql-db" in my_cnf
     assert f"password={(secrets / 'mysql_exporter_password').read_text().strip()}" in my_cnf
     passwords = json.loads((rendered_offline / "redis-exporter/secrets/redis-passwords.json").read_text())
-    assert passwords == {"redis://redis-cache:6379": (secrets / "redis_password").read_text().strip()}
+    # the exporter's own Redis user (data_redis_exporter_user), not the services' password
+    assert passwords == {"redis://redis-cache:6379": (secrets / "redis_exporter_password").read_text().strip()}
 
 
 def test_no_secret_appears_in_a_config_file(rendered_offline, rendered_upstream):

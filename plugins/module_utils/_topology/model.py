@@ -23,7 +23,8 @@ resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks', 'dis
     networks     [{key, name, aliases, ipv4_address?}]  (a replicated service's container_name is an alias;
                  a service's ipv4_address list gives replica N its Nth address)
     ports        published: [{host_port (int or None), container_port, bind_address, protocol}]
-    mounts       [{type: volume|bind, source, target, read_only}] (config files, dirs, secrets included)
+    mounts       [{type: volume|bind, source, target, read_only, optional?}] (config files, dirs, secrets
+                 included; optional: a host path the target leaves out where the host lacks it)
     healthcheck  Docker's healthcheck (stack defaults laid under the service's), or None
     resources    {memory, memory_reservation, cpus, pids} where the service sets them
     reload       {check, command} for services that reload their config in place, or None
@@ -261,7 +262,10 @@ def _mounts(key, service, volumes, config_dir, where, name):
             source = source.get('name') if isinstance(source, Mapping) else source
             mounts.append({'type': 'volume', 'source': source, 'target': vol['target'], 'read_only': read_only})
         else:
-            mounts.append({'type': 'bind', 'source': vol['source'], 'target': vol['target'], 'read_only': read_only})
+            mount = {'type': 'bind', 'source': vol['source'], 'target': vol['target'], 'read_only': read_only}
+            if vol.get('optional'):
+                mount['optional'] = True   # left out by the target where the host has no such path
+            mounts.append(mount)
     for item in service.get('config_files') or []:
         if item.get('target'):
             mounts.append({'type': 'bind', 'source': f"{config_dir}/{key}/{item['dest']}",
@@ -352,7 +356,8 @@ def _image(key, service, images, refs, profile, where):
 
 
 def resolve(services_by_var, networks, volumes=None, images=None, refs=None, profile=None, stack_name='ecommerce',
-            config_dir='/opt/dockerlab/ecommerce', healthcheck_defaults=None, container_log=None, entrypoint=None):
+            config_dir='/opt/dockerlab/ecommerce', healthcheck_defaults=None, container_log=None, entrypoint=None,
+            left_out=None):
     """Resolve the tiers' services into container records (see the module's docstring).
 
     ``services_by_var``: ``{'<tier>_services': {key: service}}``, in the tiers' order.
@@ -360,6 +365,8 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
     ``refs``: the references the images role settled (``images_refs``); ``profile``: the image
     profile, or None to keep every service (the precheck, before the profile is known).
     ``entrypoint``: the stack's URL (the load balancer's), which a ``validate`` check's ``path`` is under.
+    ``left_out``: image component to the reason the images role left it out (a silent source,
+    ``images_left_out``); its services are skipped with that reason.
     Raises TopologyError on data that validation (validate_topology) would have refused.
     """
     if profile is not None and profile not in PROFILES:
@@ -378,6 +385,8 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
             where = service_variable(var, key)
             names = container_names(service)
             image, component, reason = _image(key, service, images, refs, profile, where)
+            if not reason and profile is not None and component in (left_out or {}):
+                reason = left_out[component]
             if not names:
                 continue   # replicas: 0 runs nothing, renders nothing and checks nothing
             if reason:

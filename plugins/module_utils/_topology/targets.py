@@ -21,10 +21,23 @@ def published_port_spec(port):
     return f"{bind}:{host}:{port['container_port']}/{port['protocol']}"
 
 
-def docker_container_args(record, config_hash=None):
+def _mounts(record, missing_paths):
+    """The record's mounts as docker_container takes them, without the optional host paths
+    the Docker host lacks (``missing_paths``), and those left out."""
+    kept, left_out = [], []
+    for mount in record['mounts']:
+        if mount.get('optional') and mount['source'] in missing_paths:
+            left_out.append({'name': record['name'], 'source': mount['source'], 'target': mount['target']})
+            continue
+        kept.append({key: value for key, value in mount.items() if key != 'optional'})
+    return kept, left_out
+
+
+def docker_container_args(record, config_hash=None, missing_paths=()):
     """docker_container's arguments for one record. ``config_hash`` (of the component's
     rendered files) becomes a label, so a config change recreates the container; a
-    reloadable service takes its config changes with a reload instead, so it gets no label."""
+    reloadable service takes its config changes with a reload instead, so it gets no label.
+    ``missing_paths``: host paths the Docker host lacks; optional mounts of them are left out."""
     labels = dict(record['labels'])
     if config_hash and not record['reload']:
         labels[CONFIG_HASH_LABEL] = config_hash
@@ -42,7 +55,7 @@ def docker_container_args(record, config_hash=None):
                      for net in record['networks']],
         'network_mode': record['networks'][0]['name'] if record['networks'] else 'none',
         'published_ports': [published_port_spec(port) for port in record['ports']],
-        'mounts': record['mounts'],
+        'mounts': _mounts(record, missing_paths)[0],
         'healthcheck': record['healthcheck'],
         'log_driver': record['log']['driver'],
         'log_options': record['log']['options'],
@@ -54,12 +67,13 @@ def docker_container_args(record, config_hash=None):
     return args
 
 
-def containers_target(model, tier=None, components=None, exclude=None, config_hashes=None):
+def containers_target(model, tier=None, components=None, exclude=None, config_hashes=None, missing_paths=None):
     """The containers target for one tier (or every tier): ``{'create': [...], 'skipped': [...],
-    'wait': [...]}``. ``create`` holds docker_container's arguments per container, in start
-    order, each with ``component`` and ``reload`` for the deploy's reload step; ``wait`` names
-    the containers with a healthcheck. ``components``/``exclude`` pick part of a tier (a tier
-    that deploys in several passes)."""
+    'wait': [...], 'left_out_mounts': [...]}``. ``create`` holds docker_container's arguments per
+    container, in start order, each with ``component`` and ``reload`` for the deploy's reload
+    step; ``wait`` names the containers with a healthcheck. ``components``/``exclude`` pick part
+    of a tier (a tier that deploys in several passes). ``missing_paths``: host paths the Docker
+    host lacks; the optional mounts of them are left out and listed in ``left_out_mounts``."""
     def wanted(entry):
         return ((tier is None or entry['tier'] == tier)
                 and (components is None or entry['component'] in components)
@@ -67,10 +81,12 @@ def containers_target(model, tier=None, components=None, exclude=None, config_ha
 
     config_hashes = config_hashes or {}
     records = [record for record in model['containers'] if wanted(record)]
-    create = [dict(docker_container_args(record, config_hashes.get(record['component'])),
+    missing_paths = set(missing_paths or ())
+    create = [dict(docker_container_args(record, config_hashes.get(record['component']), missing_paths),
                    component=record['component'], reload=record['reload']) for record in records]
     return {
         'create': create,
         'skipped': [entry for entry in model['skipped'] if wanted(entry)],
         'wait': [record['name'] for record in records if record['healthcheck']],
+        'left_out_mounts': [mount for record in records for mount in _mounts(record, missing_paths)[1]],
     }

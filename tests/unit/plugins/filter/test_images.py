@@ -7,6 +7,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.dockerlab.ecommerce.plugins.filter.images import images_plan
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._images.sources import image_host
 
 TIERS = {"data": {"mysql": {"upstream": "mysql:8.4", "recipe": "mysql"}, "mongodb": {"upstream": "mongo:8.0"}},
          "backend": {"service": {"recipe": "service"}}}
@@ -98,3 +99,68 @@ def test_the_reason_ends_with_the_entry_skip_reason(roles_dir):
     offline = {e["component"]: e for e in images_plan(tiers, "offline", str(roles_dir), "dl/ecommerce", "base:1")}
     assert offline["search"]["action"] == "none" and offline["search"]["reason"].endswith(": files instead")
     assert offline["collector"]["action"] == "build"
+
+
+# --------------------------------------------------------------------------- image_source=auto, per component
+
+MIXED = {"data": {"mysql": {"upstream": "mysql:8.4", "recipe": "mysql"}, "mongodb": {"upstream": "mongo:8.0"}},
+         "backend": {"service": {"recipe": "service"}},
+         "monitoring": {"cadvisor": {"upstream": "ghcr.io/google/cadvisor:v0.60.5"}},
+         "logging": {"fluentd": {"upstream": "fluent/fluentd:v1.19.1-debian-2.0", "upstream_recipe": "fluentd",
+                                 "build_sources": ["deb.debian.org", "rubygems.org"]}}}
+
+
+def mixed(roles_dir, unreachable, profile="upstream"):
+    recipe = roles_dir / "logging" / "images" / "fluentd"
+    recipe.mkdir(parents=True, exist_ok=True)
+    (recipe / "Dockerfile").write_text("FROM ${BASE_IMAGE}\n")
+    entries = images_plan(MIXED, profile, str(roles_dir), "dl/ecommerce", "debian:bookworm-slim", unreachable,
+                          ["deb.debian.org"])
+    return {e["component"]: e for e in entries}
+
+
+def test_each_component_lists_the_sources_it_needs(roles_dir):
+    result = mixed(roles_dir, [])
+    assert result["mysql"]["sources"] == ["docker.io"]
+    assert result["cadvisor"]["sources"] == ["ghcr.io"]
+    assert result["service"]["sources"] == ["docker.io", "deb.debian.org"]
+    assert result["fluentd"]["sources"] == ["docker.io", "deb.debian.org", "rubygems.org"]
+    assert all(entry["sources"] == [] for entry in mixed(roles_dir, [], "offline").values())
+    assert not any(entry.get("left_out") or entry.get("fallback") for entry in result.values())
+
+
+def test_a_silent_registry_leaves_out_only_what_it_serves(roles_dir):
+    result = mixed(roles_dir, ["ghcr.io"])
+    assert result["cadvisor"]["action"] == "none" and result["cadvisor"]["left_out"] is True
+    assert result["cadvisor"]["reason"] == ("cadvisor needs ghcr.io, which did not answer from the Docker host and "
+                                            "it has no recipe to build instead")
+    assert [name for name, entry in result.items() if entry["action"] == "none"] == ["cadvisor"]
+
+
+def test_a_silent_mirror_leaves_out_the_builds_that_need_it(roles_dir):
+    result = mixed(roles_dir, ["rubygems.org"])
+    assert result["fluentd"]["action"] == "none"
+    assert result["fluentd"]["reason"].startswith("fluentd needs rubygems.org, which did not answer")
+    assert result["service"]["action"] == "build" and result["mysql"]["action"] == "pull"
+
+
+def test_a_component_with_a_recipe_is_built_when_its_registry_is_silent(roles_dir):
+    tiers = {"data": {"redis": {"upstream": "quay.example/redis:7", "recipe": "mysql"}}}
+    entry = images_plan(tiers, "upstream", str(roles_dir), "dl/ecommerce", "debian:bookworm-slim",
+                        ["quay.example"], ["deb.debian.org"])[0]
+    assert entry["action"] == "build" and entry["ref"].startswith("dl/ecommerce-redis:")
+    assert entry["base"] == "debian:bookworm-slim" and entry["sources"] == ["docker.io", "deb.debian.org"]
+    assert entry["fallback"] == ("redis needs quay.example, which did not answer from the Docker host: built from its "
+                                 "recipe instead")
+    # ... but not when the recipe's own sources are silent too
+    entry = images_plan(tiers, "upstream", str(roles_dir), "dl/ecommerce", "debian:bookworm-slim",
+                        ["quay.example", "deb.debian.org"], ["deb.debian.org"])[0]
+    assert entry["action"] == "none" and entry["left_out"] is True
+
+
+@pytest.mark.parametrize("reference, host", [
+    ("mysql:8.4", "docker.io"), ("prom/prometheus:v3.5.0", "docker.io"), ("ghcr.io/google/cadvisor:v0.60.5", "ghcr.io"),
+    ("localhost/x:1", "localhost"), ("127.0.0.1:5000/lab/app:1", "127.0.0.1:5000"), ("docker.io/library/redis", "docker.io"),
+])
+def test_image_host(reference, host):
+    assert image_host(reference) == host

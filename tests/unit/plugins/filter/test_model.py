@@ -141,7 +141,24 @@ def test_target_of_one_tier_or_part_of_it():
     rest = stack_target(resolved, 'frontend', exclude=['web-server'])
     assert [entry['name'] for entry in rest['create']] == ['isolated', 'load-balancer']
     assert stack_target(resolved, 'data', exclude=['mongodb'])['skipped'] == []
-    assert stack_target(resolved, 'monitoring') == {'create': [], 'skipped': [], 'wait': []}
+    assert stack_target(resolved, 'monitoring') == {'create': [], 'skipped': [], 'wait': [], 'left_out_mounts': []}
+
+
+def test_optional_mounts_are_left_out_where_the_host_lacks_them():
+    resolved = default_model('upstream')
+    cadvisor = next(record for record in resolved['containers'] if record['name'] == 'cadvisor')
+    assert {'type': 'bind', 'source': '/dev/disk', 'target': '/dev/disk', 'read_only': True,
+            'optional': True} in cadvisor['mounts']
+    present = by_name(stack_target(resolved, 'monitoring'))['cadvisor']['mounts']
+    assert {'type': 'bind', 'source': '/dev/disk', 'target': '/dev/disk', 'read_only': True} in present
+    assert all('optional' not in mount for mount in present)   # docker_container knows no such key
+    target = stack_target(resolved, 'monitoring', missing_paths=['/dev/disk', '/nowhere'])
+    assert [mount['source'] for mount in by_name(target)['cadvisor']['mounts']] == [
+        '/', '/var/run', '/sys', '/var/lib/docker']
+    assert target['left_out_mounts'] == [{'name': 'cadvisor', 'source': '/dev/disk', 'target': '/dev/disk'}]
+    # a mount that is not optional stays, missing or not: Docker's error then names it
+    assert '/sys' in [m['source'] for m in by_name(stack_target(resolved, 'monitoring', missing_paths=['/sys']))
+                      ['cadvisor']['mounts']]
 
 
 def test_config_hash_label_except_for_reloadable_components():

@@ -538,7 +538,7 @@ def test_undeclared_volume_key(topology):
     assert only(errors_for(topology)) == {
         'variable': "data_services['mysql-db'].volumes[0].volume",
         'message': "'mysql_data' is not declared in stack_volumes; declare it in stack_volumes or use one of: "
-                   "cache_data, config, db_data, es_data, grafana_data, logs, mongo_data, prometheus_data",
+                   "cache_data, config, db_data, db_data_mariadb, es_data, grafana_data, logs, mongo_data, prometheus_data",
     }
 
 
@@ -560,8 +560,8 @@ def test_volume_entry_problems(topology):
                     "a bind mount, not both"},
         {'variable': "data_services['mongodb'].volumes[2]",
          'message': 'has neither volume nor source; set volume to a key of stack_volumes (cache_data, config, '
-                    'db_data, es_data, grafana_data, logs, mongo_data, prometheus_data) or source to an absolute host '
-                    'path'},
+                    'db_data, db_data_mariadb, es_data, grafana_data, logs, mongo_data, prometheus_data) or source to an '
+                    'absolute host path'},
         {'variable': "data_services['mongodb'].volumes[3].target",
          'message': "'relative' is not an absolute path; write the path inside the container like /data"},
         {'variable': "data_services['mongodb'].volumes[4].target",

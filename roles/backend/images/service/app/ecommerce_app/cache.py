@@ -27,10 +27,12 @@ class Cache:
         self.ttl = config.cache_ttl
         # A blocking pool: under a burst, a request waits briefly for a free connection
         # instead of failing with "Too many connections" (and marking the service degraded).
+        # With a user (REDIS_USER), redis-py logs in with AUTH <user> <password> (a Redis ACL
+        # user); without one, with AUTH <password> (the default user, requirepass).
         pool = aioredis.BlockingConnectionPool(
             host=config.redis_host, port=config.redis_port, db=config.redis_db,
-            password=config.redis_password or None, socket_timeout=1.0, socket_connect_timeout=1.0,
-            max_connections=64, timeout=1.0)
+            username=config.redis_user or None, password=config.redis_password or None,
+            socket_timeout=1.0, socket_connect_timeout=1.0, max_connections=64, timeout=1.0)
         self.client = aioredis.Redis(connection_pool=pool)
         self._failed_at = 0.0
         self.last_error = ""

@@ -84,6 +84,7 @@ class Config:
     redis_host: str = "redis-cache"
     redis_port: int = 6379
     redis_db: int = 0
+    redis_user: str = ""  # a Redis ACL user (Redis >= 6); empty: the default user
     redis_password: str = field(default="", repr=False)
     cache_ttl: int = 60
     user_service_url: str = "http://user-service:3001"
@@ -122,6 +123,7 @@ class Config:
             redis_host=_get(env, "REDIS_HOST", "redis-cache"),
             redis_port=_int(env, "REDIS_PORT", 6379, minimum=1),
             redis_db=_int(env, "REDIS_DB", 0),
+            redis_user=_get(env, "REDIS_USER"),
             redis_password=_secret(env, "REDIS_PASSWORD"),
             cache_ttl=_int(env, "CACHE_TTL", 60, minimum=1),
             user_service_url=_get(env, "USER_SERVICE_URL", "http://user-service:3001").rstrip("/"),
