@@ -33,7 +33,7 @@ attributes:
 options:
   sources:
     description:
-      - Source name to the URL to ask, for example C({docker.io: https://registry-1.docker.io/v2/}).
+      - "Source name to the URL to ask, for example C(docker.io: https://registry-1.docker.io/v2/)."
     type: dict
     required: true
   timeout:
@@ -56,7 +56,7 @@ EXAMPLES = r"""
 
 - name: Say which did not answer
   ansible.builtin.debug:
-    msg: "{{ probe.sources | dict2items | rejectattr('value.answered') | map(attribute='key') | list }}"
+    msg: "Silent: {{ probe.silent | join(', ') }}"
 """
 
 RETURN = r"""
@@ -83,8 +83,10 @@ sources:
   sample:
     docker.io: {url: "https://registry-1.docker.io/v2/", answered: true, status: 401, error: null, seconds: 0.21}
     ghcr.io: {url: "https://ghcr.io/v2/", answered: false, status: null, error: "no answer (timed out)", seconds: 5.0}
-unreachable:
-  description: The names of the sources that did not answer, sorted.
+silent:
+  description:
+    - The names of the sources that did not answer, sorted. (Not C(unreachable), a key Ansible reads as the host being
+      unreachable.)
   returned: always
   type: list
   elements: str
@@ -113,7 +115,7 @@ def main():
         module.fail_json(msg="timeout must be at least 1 second, got %d" % module.params["timeout"])
     results = probe_sources(sources, module.params["timeout"])
     module.exit_json(changed=False, sources=results,
-                     unreachable=sorted(name for name, result in results.items() if not result["answered"]))
+                     silent=sorted(name for name, result in results.items() if not result["answered"]))
 
 
 if __name__ == "__main__":

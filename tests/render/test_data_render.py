@@ -51,7 +51,7 @@ def test_redis_users_and_their_rules(request, profile):
 def test_redis_conf_loads_the_acl_file(rendered_offline):
     conf = (rendered_offline / "redis-cache/redis.conf").read_text()
     directives = [line.split(None, 1) for line in conf.splitlines() if line.strip() and not line.startswith("#")]
-    settings = {key: value for key, value in directives}
+    settings = dict(directives)
     assert settings["aclfile"] == "/usr/local/etc/redis/users.acl"
     # the default user is nopass (PING only): protected mode would refuse every remote client
     assert settings["protected-mode"] == "no"

@@ -15,3 +15,34 @@ def test_volumes_exist_with_the_stack_label(client):
     names = {v.name for v in client.volumes.list(filters={"label": "dockerlab.stack=" + STACK})}
     assert {"ecommerce-molecule-db-data", "ecommerce-molecule-cache-data", "ecommerce-molecule-logs",
             "ecommerce-molecule-config"} <= names
+
+
+# The course's addresses (ARCHITECTURE.md), on this offline lab: what its inspection commands show.
+COURSE_ADDRESSES = {
+    "load-balancer": {"ecommerce-frontend": "172.20.0.10"},
+    "web-server-1": {"ecommerce-frontend": "172.20.0.11"},
+    "web-server-2": {"ecommerce-frontend": "172.20.0.12"},
+    "api-gateway": {"ecommerce-frontend": "172.20.0.20", "ecommerce-backend": "172.21.0.10"},
+    "user-service": {"ecommerce-backend": "172.21.0.11", "ecommerce-database": "172.22.0.21"},
+    "order-service": {"ecommerce-backend": "172.21.0.12", "ecommerce-database": "172.22.0.22"},
+    "payment-service": {"ecommerce-backend": "172.21.0.13", "ecommerce-database": "172.22.0.23"},
+    "mysql-db": {"ecommerce-database": "172.22.0.10"},
+    "redis-cache": {"ecommerce-database": "172.22.0.11"},
+    "prometheus": {"ecommerce-monitoring": "172.23.0.10"},
+}
+
+
+def test_containers_have_the_courses_addresses(client):
+    for name, expected in COURSE_ADDRESSES.items():
+        networks = client.containers.get(name).attrs["NetworkSettings"]["Networks"]
+        assert {net: networks[net]["IPAddress"] for net in expected} == expected, name
+
+
+def test_dynamic_addresses_come_from_the_ip_range(client):
+    for name, (subnet, _internal) in NETWORKS.items():
+        config = client.networks.get(name).attrs["IPAM"]["Config"][0]
+        assert config.get("IPRange") == subnet.replace(".0.0/16", ".128.0/17"), name
+    # the exporters have no course address: theirs is dynamic, inside the range
+    networks = client.containers.get("node-exporter").attrs["NetworkSettings"]["Networks"]
+    assert networks["ecommerce-monitoring"]["IPAddress"].startswith("172.23.") and \
+        int(networks["ecommerce-monitoring"]["IPAddress"].split(".")[2]) >= 128

@@ -198,7 +198,8 @@ def test_second_read_is_a_cache_hit_and_a_write_invalidates_it(client):
 
     # the entry is in Redis, under the service's prefix
     rc, out = run_in_network(client, "ecommerce-database", image_of(client, "redis-cache"),
-                             f'REDISCLI_AUTH="$PW" redis-cli -h redis-cache exists ecommerce:user:{user["id"]}',
+                             f'REDISCLI_AUTH="$PW" redis-cli --no-auth-warning -h redis-cache --user ecommerce '
+                             f'exists ecommerce:user:{user["id"]}',
                              {"PW": stack_secret("redis_password")})
     assert rc == 0 and out.strip() == "1", out
 

@@ -12,6 +12,11 @@ def _mysql(client, sql):
                           'mysql -h mysql-db -u user_service users -N -e "%s"' % sql, env)
 
 
+def test_mysql_db_runs_on_the_volume_of_its_engine(client):
+    mounts = {m["Destination"]: m.get("Name") for m in client.containers.get("mysql-db").attrs["Mounts"]}
+    assert mounts["/var/lib/mysql"] == "ecommerce-molecule-db-data-mariadb"
+
+
 def test_a_row_survives_recreating_mysql_db(client):
     rc, out = _mysql(client, "CREATE TABLE IF NOT EXISTS persist (v VARCHAR(64)); "
                              "DELETE FROM persist; INSERT INTO persist VALUES ('%s')" % MARK)
@@ -30,6 +35,8 @@ def test_teardown_keeps_the_volumes_and_a_redeploy_finds_the_data(client):
     assert rc == 0, out[-3000:]
     assert not client.containers.list(all=True, filters={"label": "dockerlab.stack=ecommerce-molecule"})
     assert not client.networks.list(filters={"label": "dockerlab.stack=ecommerce-molecule"})
+    # offline, MariaDB keeps its data in its own volume (data_mysql_volumes); MySQL's stays
+    assert client.volumes.get("ecommerce-molecule-db-data-mariadb")
     assert client.volumes.get("ecommerce-molecule-db-data")
     rc, out = run_playbook("site.yml")
     assert rc == 0, out[-3000:]

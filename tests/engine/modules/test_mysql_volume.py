@@ -18,6 +18,7 @@ import uuid
 
 import docker
 import pytest
+import yaml
 
 from polling import poll_until  # pylint: disable=import-error  # tests/polling.py
 
@@ -34,8 +35,11 @@ def _latest(client, repository):
 
 
 def _check(volumes, engine, profile):
+    # the stack's volumes, these two replaced (the data role's dependencies read them all)
+    stack_volumes = dict(yaml.safe_load((ROOT / "roles/stack/defaults/main.yml").read_text())["stack_volumes"], **volumes)
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(PLAYBOOK),
-               "-e", json.dumps({"stack_volumes": volumes, "data_mysql_engine": engine, "images_profile": profile})]
+               "-e", json.dumps({"stack_volumes": stack_volumes, "data_mysql_engine": engine, "images_profile": profile,
+                                 "stack_precheck_deferred": True})]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -53,11 +57,14 @@ def volumes():
         volumes={names["db_data"]: {"bind": "/var/lib/mysql", "mode": "rw"}}, network_mode="none")
     try:
         # MariaDB's own files in the datadir, as a lab made offline by an earlier version leaves them
+        # the real server answers over TCP only once initialisation is over (the entrypoint's
+        # temporary one has no networking); then stop it, as a lab torn down leaves the volume
         ready, _last = poll_until(
-            lambda: server.exec_run(["test", "-f", "/var/lib/mysql/aria_log_control"]).exit_code == 0, deadline=120)
+            lambda: server.exec_run(["mysqladmin", "--protocol=tcp", "-h", "127.0.0.1", "-uroot", "ping"],
+                                    environment={"MYSQL_PWD": "dlguard-Root-pw"}).exit_code == 0, deadline=120)
         if not ready:
-            pytest.fail("MariaDB never wrote aria_log_control into its datadir:\n"
-                        + server.logs(tail=30).decode(errors="replace"))
+            pytest.fail("MariaDB never finished initialising its datadir:\n" + server.logs(tail=30).decode(errors="replace"))
+        server.stop(timeout=30)
         yield client, names
     finally:
         server.remove(force=True)

@@ -28,6 +28,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.dockerlab.ecommerce.plugins.modules import topology_precheck
 
 from docker_env import unused_subnets  # pylint: disable=import-error  # tests/docker_env.py
+from topology_edit import free_host_ports, move_network, move_networks  # pylint: disable=import-error  # tests/topology_edit.py
 
 DOCKER_HOST = os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
 
@@ -79,25 +80,8 @@ def host_safe_topology(existing_networks):
     (each its own, on 127.0.0.1); fixed addresses keep their place in their subnet."""
     networks = copy.deepcopy(DEFAULTS['networks'])
     services = copy.deepcopy(DEFAULTS['services'])
-    renumber = {}
-    for key, subnet in zip(sorted(networks), unused_subnets(existing_networks, len(networks))):
-        renumber[key] = (ipaddress.ip_network(networks[key]['subnet']), ipaddress.ip_network(subnet))
-        networks[key]['subnet'] = subnet
-        networks[key]['name'] = f'dockerlab-engine-{key}'   # never the names a real run creates
-    taken = set()
-    for tier in services.values():
-        for service in tier.values():
-            for entry in service.get('networks', []):
-                if isinstance(entry, dict) and entry.get('ipv4_address'):
-                    old, new = renumber[entry['network']]
-                    offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(old.network_address)
-                    entry['ipv4_address'] = str(new.network_address + offset)
-            for port in service.get('ports', []):
-                if port.get('host_port') is not None:
-                    # A port just freed can come back from the next call: keep them distinct.
-                    port['host_port'] = next(p for p in iter(_free_port, None) if p not in taken)
-                    taken.add(port['host_port'])
-                    port['bind_address'] = '127.0.0.1'
+    move_networks(networks, services, unused_subnets(existing_networks, len(networks)), 'dockerlab-engine-')
+    free_host_ports(services, _free_port)
     return networks, copy.deepcopy(DEFAULTS['volumes']), services
 
 
@@ -127,7 +111,7 @@ def test_failure_against_docker(capsys, engine_networks, busy_port):
     existing_subnet = str(ipaddress.ip_network(bridge[0]['IPAM']['Config'][0]['Subnet'], strict=False))
 
     networks, volumes, services = host_safe_topology(engine_networks)
-    networks['frontend']['subnet'] = existing_subnet
+    move_network(networks, services, 'frontend', existing_subnet)
     services['frontend_services']['load-balancer']['networks'][0].pop('ipv4_address', None)
     services['frontend_services']['load-balancer']['ports'][0]['host_port'] = busy_port
     failed, result = run_module(capsys, (networks, volumes, services), _ansible_check_mode=True)

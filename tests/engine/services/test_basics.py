@@ -39,6 +39,12 @@ def test_password_files_win(tmp_path):
         Config.from_env({"SERVICE": "user", "MYSQL_PASSWORD_FILE": str(tmp_path / "missing")})
 
 
+def test_redis_user():
+    # a Redis ACL user (the data role's data_redis_user); empty: AUTH <password> as the default user
+    assert Config.from_env({"SERVICE": "user"}).redis_user == ""
+    assert Config.from_env({"SERVICE": "user", "REDIS_USER": " ecommerce "}).redis_user == "ecommerce"
+
+
 @pytest.mark.parametrize("env, message", [
     ({}, "SERVICE"),
     ({"SERVICE": "user", "PORT": "x"}, "PORT"),

@@ -101,6 +101,6 @@ def test_the_control_one_at_a_time_would_not_get_an_answer(servers):
     # The same servers asked one by one: the first request waits at the barrier alone and
     # the barrier breaks, so the test above can fail.
     barrier = threading.Barrier(3)
-    urls = [servers(401, barrier) for _ in range(3)]
+    urls = [servers(401, barrier) for _number in range(3)]
     first = probe_url(urls[0], timeout=2)
     assert first['answered'] is False or barrier.broken

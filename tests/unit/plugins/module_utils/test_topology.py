@@ -27,6 +27,7 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.vali
 )
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.values import binds_collide
 from conftest import DEFAULT_IMAGES
+from topology_edit import move_network  # pylint: disable=import-error  # tests/topology_edit.py
 
 
 def resolved(topology, **arguments):
@@ -50,21 +51,8 @@ def variables(errors):
 
 
 def set_subnet(topology, key, subnet):
-    """Give network ``key`` another subnet, and its fixed addresses (the log collector's) the
-    same host part in it, as the roles' defaults derive them from the subnet."""
-    old = ipaddress.ip_network(topology[0][key]['subnet'])
-    topology[0][key]['subnet'] = subnet
-    new = ipaddress.ip_network(subnet)
-    if topology[0][key].get('ip_range'):
-        # its second quarter: away from the fixed addresses (.10-.30, the collector's .250)
-        topology[0][key]['ip_range'] = str(list(new.subnets(prefixlen_diff=2))[1])
-    for services in topology[2].values():
-        for service in services.values():
-            for entry in service.get('networks') or []:
-                if (isinstance(entry, dict) and entry.get('network') == key and isinstance(entry.get('ipv4_address'), str)
-                        and '.' in entry['ipv4_address']):   # host numbers follow the subnet by themselves
-                    offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(old.network_address)
-                    entry['ipv4_address'] = str(new.network_address + offset)
+    """Give network ``key`` another subnet, its fixed addresses and ip_range following it."""
+    move_network(topology[0], topology[2], key, subnet)
 
 
 # --------------------------------------------------------------------------- default topology

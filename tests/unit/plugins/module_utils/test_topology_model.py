@@ -739,3 +739,15 @@ def test_replicas_past_the_course_addresses_take_dynamic_ones():
     assert [addresses[f'web-server-{n}'] for n in (1, 2, 3)] == [
         {'frontend': '172.20.0.11'}, {'frontend': '172.20.0.12'}, {}]
     assert validate_topology(defaults['networks'], defaults['volumes'], defaults['services']) == []
+
+
+def test_a_component_the_images_role_left_out_is_skipped_with_its_reason():
+    reason = 'cadvisor needs ghcr.io, which did not answer from the Docker host and it has no recipe to build instead'
+    model = default_model('upstream', left_out={'cadvisor': reason})
+    assert 'cadvisor' not in [rec['name'] for rec in model['containers']]
+    assert {'tier': 'monitoring', 'component': 'cadvisor', 'name': 'cadvisor', 'reason': reason} in model['skipped']
+    assert 'cadvisor' not in {job['job'] for job in topology.scrape_jobs(model)}
+    # the control: without it, cAdvisor runs upstream
+    assert 'cadvisor' in [rec['name'] for rec in default_model('upstream')['containers']]
+    # before the profile is known (the precheck), nothing is left out
+    assert 'cadvisor' in [rec['name'] for rec in default_model(None, left_out={'cadvisor': reason})['containers']]

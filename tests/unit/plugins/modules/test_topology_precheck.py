@@ -34,6 +34,7 @@ from conftest import (
     DEFAULT_SERVICES,
     DEFAULT_VOLUMES,
 )
+from topology_edit import free_host_ports, move_networks  # pylint: disable=import-error  # tests/topology_edit.py
 
 
 def busy_message(port, variable):
@@ -54,28 +55,8 @@ def host_safe_topology(existing_networks=None):
     published port its own, on 127.0.0.1)."""
     networks = copy.deepcopy(DEFAULT_NETWORKS)
     services = copy.deepcopy(DEFAULT_SERVICES)
-    subnets = unused_subnets(existing_networks, len(networks))
-    renumber = {}
-    taken = set()
-    for key, subnet in zip(sorted(networks), subnets):
-        renumber[networks[key]['subnet']] = subnet
-        networks[key]['subnet'] = subnet
-        if networks[key].get('ip_range'):   # its second quarter: away from the fixed addresses
-            networks[key]['ip_range'] = str(list(ipaddress.ip_network(subnet).subnets(prefixlen_diff=2))[1])
-        networks[key]['name'] = f'dockerlab-unit-{key}'   # never the names a real run creates
-    for tier in services.values():
-        for service in tier.values():
-            for entry in service.get('networks', []):
-                if isinstance(entry.get('ipv4_address'), str) and '.' in entry['ipv4_address']:
-                    old = DEFAULT_NETWORKS[entry['network']]['subnet']
-                    offset = int(ipaddress.ip_address(entry['ipv4_address'])) - int(ipaddress.ip_network(old).network_address)
-                    entry['ipv4_address'] = str(ipaddress.ip_network(renumber[old]).network_address + offset)
-            for port in service.get('ports', []):
-                if 'host_port' in port:
-                    # A port just freed can come back from the next call: keep them distinct.
-                    port['host_port'] = next(p for p in iter(free_port, None) if p not in taken)
-                    taken.add(port['host_port'])
-                    port['bind_address'] = '127.0.0.1'
+    move_networks(networks, services, unused_subnets(existing_networks, len(networks)), 'dockerlab-unit-')
+    free_host_ports(services, free_port)
     return networks, copy.deepcopy(DEFAULT_VOLUMES), services
 
 
