@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import ipaddress
 import json
 import os
 import shutil
