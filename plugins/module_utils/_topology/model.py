@@ -232,7 +232,12 @@ def _network_entries(service, networks, where, name, replicated, replica=None):
             position = (replica or 1) - 1
             address = address[position] if position < len(address) else None
         if address not in (None, ''):
-            resolved['ipv4_address'] = resolve_address(address, definition.get('subnet'))
+            try:
+                resolved['ipv4_address'] = resolve_address(address, definition.get('subnet'))
+            except (ValueError, IndexError, TypeError):
+                # A host number on a subnet that cannot hold it: the precheck names the subnet
+                # (the model is resolved before it, for the roles' argument specs).
+                pass
         entries.append(resolved)
     return entries
 

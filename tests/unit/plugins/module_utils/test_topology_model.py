@@ -751,3 +751,14 @@ def test_a_component_the_images_role_left_out_is_skipped_with_its_reason():
     assert 'cadvisor' in [rec['name'] for rec in default_model('upstream')['containers']]
     # before the profile is known (the precheck), nothing is left out
     assert 'cadvisor' in [rec['name'] for rec in default_model(None, left_out={'cadvisor': reason})['containers']]
+
+
+@pytest.mark.parametrize('subnet', ['172.21.0.0/33', None, '172.21.0.0/30'])
+def test_a_host_number_on_a_bad_subnet_resolves_without_it_and_validation_names_the_subnet(subnet):
+    # The roles' argument specs resolve the model before the precheck reports: it must not fail there.
+    defaults = copy.deepcopy(DEFAULTS)
+    defaults['networks']['backend']['subnet'] = subnet
+    gateway = next(rec for rec in default_model('offline', defaults=defaults)['containers'] if rec['name'] == 'api-gateway')
+    assert [net.get('ipv4_address') for net in gateway['networks']] == ['172.20.0.20', None]
+    errors = validate_topology(defaults['networks'], defaults['volumes'], defaults['services'])
+    assert any(error['variable'].startswith("stack_networks['backend']") for error in errors), errors
