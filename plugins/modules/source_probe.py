@@ -21,15 +21,9 @@ description:
   - Never changes anything; RV(ignore:changed) is always V(false).
 author:
   - dockerlab.ecommerce contributors (@dockerlab)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details:
-      - This action does not modify state.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - dockerlab.ecommerce.attributes
+  - dockerlab.ecommerce.attributes.read_only
 options:
   sources:
     description:

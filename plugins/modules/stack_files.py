@@ -24,13 +24,13 @@ author:
   - dockerlab.ecommerce contributors (@dockerlab)
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Entries of O(secrets) are never shown in a diff.
+extends_documentation_fragment:
+  - dockerlab.ecommerce.attributes
 options:
   files:
     description: The files to write.

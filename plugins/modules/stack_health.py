@@ -29,14 +29,13 @@ requirements:
     C(from_container)) work without it.
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The checks only read. In check mode O(junit_path) is not written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 extends_documentation_fragment:
+  - dockerlab.ecommerce.attributes
   - dockerlab.ecommerce.docker_api
 options:
   topology:

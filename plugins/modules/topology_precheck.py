@@ -29,15 +29,6 @@ author:
 requirements:
   - Docker SDK for Python (C(docker) >= 5.0.0) for the Docker part of O(check_host). Without it, or when no Docker
     engine answers, that part is skipped with a warning.
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details:
-      - This action does not modify state.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
 options:
   networks:
     description:
@@ -100,6 +91,8 @@ notes:
   - Ports below 1024 can only be probed as root; when the probe is not allowed the port is not checked and a warning
     says so.
 extends_documentation_fragment:
+  - dockerlab.ecommerce.attributes
+  - dockerlab.ecommerce.attributes.read_only
   - dockerlab.ecommerce.docker_api
 seealso:
   - module: community.docker.docker_network

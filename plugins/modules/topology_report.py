@@ -32,14 +32,13 @@ requirements:
   - Graphviz's C(dot) on the target for O(svg_path).
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode no file is written; RV(ignore:changed) says whether one would change.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 extends_documentation_fragment:
+  - dockerlab.ecommerce.attributes
   - dockerlab.ecommerce.docker_api
 options:
   stack_name:

@@ -1,6 +1,7 @@
 """The four segmented networks and the volumes, as the course names them."""
 
 from conftest import NETWORKS, STACK
+from course import COURSE_ADDRESSES  # pylint: disable=import-error  # tests/course.py
 
 
 def test_networks_have_their_subnets_and_internal_flag(client):
@@ -17,23 +18,14 @@ def test_volumes_exist_with_the_stack_label(client):
             "ecommerce-molecule-config"} <= names
 
 
-# The course's addresses (ARCHITECTURE.md), on this offline lab: what its inspection commands show.
-COURSE_ADDRESSES = {
-    "load-balancer": {"ecommerce-frontend": "172.20.0.10"},
-    "web-server-1": {"ecommerce-frontend": "172.20.0.11"},
-    "web-server-2": {"ecommerce-frontend": "172.20.0.12"},
-    "api-gateway": {"ecommerce-frontend": "172.20.0.20", "ecommerce-backend": "172.21.0.10"},
-    "user-service": {"ecommerce-backend": "172.21.0.11", "ecommerce-database": "172.22.0.21"},
-    "order-service": {"ecommerce-backend": "172.21.0.12", "ecommerce-database": "172.22.0.22"},
-    "payment-service": {"ecommerce-backend": "172.21.0.13", "ecommerce-database": "172.22.0.23"},
-    "mysql-db": {"ecommerce-database": "172.22.0.10"},
-    "redis-cache": {"ecommerce-database": "172.22.0.11"},
-    "prometheus": {"ecommerce-monitoring": "172.23.0.10"},
-}
+# The course's addresses (tests/course.py), by Docker network name, of what runs offline.
+OFFLINE_ADDRESSES = {name: {f"ecommerce-{key}": address for key, address in by_key.items()}
+                     for name, by_key in COURSE_ADDRESSES.items()
+                     if name not in ("mongodb", "grafana", "cadvisor", "elasticsearch", "kibana", "fluentd")}
 
 
 def test_containers_have_the_courses_addresses(client):
-    for name, expected in COURSE_ADDRESSES.items():
+    for name, expected in OFFLINE_ADDRESSES.items():
         networks = client.containers.get(name).attrs["NetworkSettings"]["Networks"]
         assert {net: networks[net]["IPAddress"] for net in expected} == expected, name
 

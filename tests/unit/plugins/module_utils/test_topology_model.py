@@ -18,6 +18,7 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology impo
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import TopologyError, resolve
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.validation import validate_topology
 from conftest import DEFAULT_IMAGES, DEFAULT_SERVICES, DEFAULTS, _load_default_topology, default_model
+from course import COURSE_ADDRESSES  # pylint: disable=import-error  # tests/course.py
 
 NETWORKS = {
     'front': {'name': 'shop-front', 'subnet': '172.30.0.0/24'},
@@ -687,28 +688,6 @@ def test_the_unchanged_defaults_still_use_the_course_ports():
     model = default_model('upstream')
     assert old_ports_in(topology.flows(model)) == OLD_PORTS
     assert upstream_servers(model, 'api-gateway') == [{'host': 'api-gateway', 'port': 3000, 'weight': 1}]
-
-
-# The course's address table (ARCHITECTURE.md, "addresses (one host)"): what `docker inspect`
-# shows on a lab made with the defaults.
-COURSE_ADDRESSES = {
-    'load-balancer': {'frontend': '172.20.0.10'},
-    'web-server-1': {'frontend': '172.20.0.11'},
-    'web-server-2': {'frontend': '172.20.0.12'},
-    'api-gateway': {'backend': '172.21.0.10', 'frontend': '172.20.0.20'},
-    'user-service': {'backend': '172.21.0.11', 'database': '172.22.0.21'},
-    'order-service': {'backend': '172.21.0.12', 'database': '172.22.0.22'},
-    'payment-service': {'backend': '172.21.0.13', 'database': '172.22.0.23'},
-    'mysql-db': {'database': '172.22.0.10'},
-    'redis-cache': {'database': '172.22.0.11'},
-    'mongodb': {'database': '172.22.0.12'},
-    'prometheus': {'monitoring': '172.23.0.10'},
-    'grafana': {'monitoring': '172.23.0.11', 'frontend': '172.20.0.30'},
-    'cadvisor': {'monitoring': '172.23.0.12'},
-    'elasticsearch': {'monitoring': '172.23.0.20'},
-    'kibana': {'monitoring': '172.23.0.21'},
-    'fluentd': {'monitoring': '172.23.0.22'},
-}
 
 
 def _addresses(model):
