@@ -101,3 +101,15 @@ def test_the_control_the_same_volume_passes_for_mariadb_and_an_empty_one_for_mys
     fresh = dict(names, db_data=names["db_data_mariadb"])
     result = _check(fresh, "mysql", "upstream")
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_starting_afresh_while_another_volume_holds_this_engines_data_is_refused(volumes):
+    # a 0.2 lab: MariaDB's data in the course's volume, MariaDB's own volume new and empty
+    client, names = volumes
+    result = _check(names, "mariadb", "offline")
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert (f"{names['db_data_mariadb']} (data_mysql_volumes.mariadb) holds no datadir yet, but {names['db_data']} "
+            "holds a mariadb datadir") in output, output[-3000:]
+    assert "set data_mysql_volumes.mariadb to db_data" in output, output[-3000:]
+    assert _files(client, names["db_data_mariadb"]) == []
