@@ -237,3 +237,138 @@ async def test_retry_when_a_replica_refuses(start):
     finally:
         for runner in runners:
             await runner.cleanup()
+
+
+def _dropping_app():
+    """A replica that takes the request and drops the connection without an answer (as a
+    replica killed mid-request does)."""
+    seen = []
+
+    async def handle(request):
+        seen.append({"method": request.method, "path": request.path_qs,
+                     "key": request.headers.get("Idempotency-Key")})
+        request.transport.close()
+        await asyncio.sleep(1)
+        return web.Response(status=599)  # never reaches the client
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    app["seen"] = seen
+    return app
+
+
+def _two_replicas():
+    async def resolver(host, port_):
+        return ["127.0.0.2", "127.0.0.1"]
+    return {"resolver": resolver}
+
+
+async def test_a_failed_replica_is_left_out_for_eject_seconds_and_the_control_without(start):
+    good, bad = _echo_app("good"), _dropping_app()
+    port, runners = await _replicas(good, bad)
+    try:
+        for eject_seconds in ("30", "0"):
+            bad["seen"].clear()
+            gateway = await start("gateway", use_infra=False, options=_two_replicas(),
+                                  eject_seconds=eject_seconds, user_service_url=f"http://users.test:{port}")
+            assert (await gateway.get("/users/1")).status == 200  # dropped by the bad one, then the good one
+            after_first = len(bad["seen"])
+            statuses = [(await gateway.get("/users/1")).status for _unused in range(6)]
+            assert after_first >= 1 and statuses == [200] * 6
+            if eject_seconds == "30":
+                # ejected: left out after its failure
+                assert len(bad["seen"]) == after_first
+                logged = [r for r in gateway.logs.records() if r["msg"] == "replica left out"]
+                assert len(logged) == 1 and logged[0]["address"] == "127.0.0.2"
+            else:
+                # the control: without ejection every other request tries the bad replica again
+                assert len(bad["seen"]) >= after_first + 3
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def test_post_retried_with_an_idempotency_key_and_never_without(start):
+    good, bad = _echo_app("good"), _dropping_app()
+    port, runners = await _replicas(good, bad)
+    try:
+        gateway = await start("gateway", use_infra=False, options=_two_replicas(), eject_seconds="0",
+                              user_service_url=f"http://users.test:{port}")
+        # round robin: the first request goes to 127.0.0.2 (the dropping replica)
+        response = await gateway.post("/users/", json={"n": 1}, headers={"Idempotency-Key": "k-1"})
+        assert response.status == 200 and (await response.json())["name"] == "good"
+        assert [s["key"] for s in bad["seen"]] == ["k-1"]
+        assert good["seen"][-1]["headers"]["Idempotency-Key"] == "k-1"
+        await gateway.get("/users/1")  # the good one: the next POST starts on the bad one again
+        before = len(good["seen"])
+        response = await gateway.post("/users/", json={"n": 2})
+        assert response.status == 502  # it may have been applied: not sent again
+        assert len(bad["seen"]) == 2 and len(good["seen"]) == before
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def test_a_draining_replica_is_left_out_at_once(start):
+    good = _echo_app("good")
+    draining_seen = []
+
+    async def draining(request):
+        draining_seen.append(request.path_qs)
+        return web.json_response({"name": "draining"}, headers={"X-Replica-Draining": "1"})
+
+    bad = web.Application()
+    bad.router.add_route("*", "/{tail:.*}", draining)
+    port, runners = await _replicas(good, bad)
+    try:
+        gateway = await start("gateway", use_infra=False, options=_two_replicas(),
+                              user_service_url=f"http://users.test:{port}")
+        names = []
+        for _unused in range(5):
+            response = await gateway.get("/users/1")
+            assert "X-Replica-Draining" not in response.headers  # not passed on to the load balancer
+            names.append((await response.json())["name"])
+        assert names == ["draining", "good", "good", "good", "good"]  # answered, then left out
+        assert len(draining_seen) == 1
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def test_service_names_are_resolved_again_after_dns_ttl(start):
+    first, second = _echo_app("first"), _echo_app("second")
+    port, runners = await _replicas(first, second)
+    answers = {"now": ["127.0.0.1"]}
+    calls = []
+
+    async def resolver(host, port_):
+        calls.append(host)
+        return list(answers["now"])
+
+    try:
+        gateway = await start("gateway", use_infra=False, options={"resolver": resolver}, dns_ttl="0.3",
+                              user_service_url=f"http://users.test:{port}")
+        assert (await (await gateway.get("/users/1")).json())["name"] == "first"
+        answers["now"] = ["127.0.0.2"]  # the replica was replaced by one with another address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        name = "first"
+        while loop.time() < deadline and name != "second":
+            name = (await (await gateway.get("/users/1")).json())["name"]
+            await asyncio.sleep(0.05)
+        assert name == "second"
+        assert len(calls) >= 2
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+@pytest.mark.needs_infra
+async def test_answers_name_the_gateway_and_the_service_replica(start):
+    user = await start("user", instance="user-service-2")
+    gateway = await start("gateway", use_infra=False, instance="api-gateway-1",
+                          user_service_url=user.base_url)
+    response = await gateway.get("/users/health")
+    assert response.status == 200
+    assert response.headers["X-Gateway"] == "api-gateway-1"
+    assert response.headers["X-Served-By"] == "user-service-2"

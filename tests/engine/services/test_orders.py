@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import unique_email
+from conftest import sql, unique_email
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.needs_infra]
 
@@ -124,3 +124,25 @@ async def test_health(start):
     assert response.status == 200
     health = await response.json()
     assert health["service"] == "order-service" and health["checks"] == {"database": "ok"}
+
+
+async def test_an_idempotency_key_creates_one_order_however_often_it_is_sent(start, infra):
+    _users, orders, user_id = await _services(start)
+    body = {"user_id": user_id, "items": [{"sku": "KEYED-1", "quantity": 1, "unit_price": "5.00"}]}
+    key = {"Idempotency-Key": f"order-key-{unique_email()}"}
+    first = await orders.post("/", json=body, headers=key)
+    assert first.status == 201 and "Idempotent-Replayed" not in first.headers
+    created = await first.json()
+    again = await orders.post("/", json=body, headers=key)  # a retry, e.g. by the gateway on another replica
+    assert again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert (await again.json())["id"] == created["id"]
+    rows = sql(infra, "orders", "SELECT COUNT(*) AS n FROM orders WHERE idempotency_key = %s",
+               (key["Idempotency-Key"],))
+    assert rows[0]["n"] == 1
+    # the same key for another request is refused, and creates nothing
+    other = dict(body, items=[{"sku": "KEYED-2", "quantity": 2, "unit_price": "5.00"}])
+    refused = await orders.post("/", json=other, headers=key)
+    assert refused.status == 422 and (await refused.json())["field"] == "Idempotency-Key"
+    # the control: without a key, the same body twice is two orders
+    plain = [(await (await orders.post("/", json=body)).json())["id"] for _unused in range(2)]
+    assert plain[0] != plain[1]

@@ -66,14 +66,25 @@ async def _wait_listening(session, url, process, timeout=15):
     raise AssertionError(f"{url} never answered")
 
 
-async def test_sigterm_drains_in_flight_requests():
-    upstream, upstream_port = await _slow_upstream(1.5)
+async def _get(url, **kwargs):
+    """One request on a fresh connection: (status, headers, body) or the connection error."""
+    async with aiohttp.ClientSession() as fresh:
+        async with fresh.get(url, **kwargs) as response:
+            return response.status, response.headers, await response.read()
+
+
+async def test_sigterm_drains_then_closes_and_completes_in_flight_requests():
+    upstream, upstream_port = await _slow_upstream(3)
     port = _free_port()
     process = await _spawn(port, SERVICE="gateway", USER_SERVICE_URL=f"http://127.0.0.1:{upstream_port}",
-                           REQUEST_TIMEOUT="10")
+                           REQUEST_TIMEOUT="10", DRAIN_SECONDS="1.5", INSTANCE="api-gateway-7")
+    loop = asyncio.get_running_loop()
     try:
         async with aiohttp.ClientSession() as session:
             await _wait_listening(session, f"http://127.0.0.1:{port}/health", process)
+            status, headers, _body = await _get(f"http://127.0.0.1:{port}/health")
+            assert status == 200 and headers["X-Gateway"] == "api-gateway-7"
+            assert "X-Replica-Draining" not in headers
 
             async def slow_call():
                 async with session.get(f"http://127.0.0.1:{port}/users/slow",
@@ -83,21 +94,37 @@ async def test_sigterm_drains_in_flight_requests():
             call = asyncio.ensure_future(slow_call())
             await asyncio.sleep(0.5)  # the request is in flight upstream
             process.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
-            # no new connections while draining
-            with pytest.raises(aiohttp.ClientConnectionError):
-                async with aiohttp.ClientSession() as fresh:
-                    async with fresh.get(f"http://127.0.0.1:{port}/health") as response:
-                        await response.read()
+            signalled = loop.time()
+            # draining: still answering, but telling callers to go elsewhere and closing
+            # every connection after its answer
+            seen_draining = None
+            while loop.time() - signalled < 1.2 and seen_draining is None:
+                status, headers, _body = await _get(f"http://127.0.0.1:{port}/health")
+                if headers.get("X-Replica-Draining") == "1":
+                    seen_draining = (status, headers)
+                await asyncio.sleep(0.05)
+            assert seen_draining is not None, "no answer said it was draining"
+            assert seen_draining[0] == 503 and seen_draining[1].get("Connection", "").lower() == "close"
+            # then the listening socket closes: new connections are refused
+            refused = False
+            while loop.time() - signalled < 6 and not refused:
+                try:
+                    await _get(f"http://127.0.0.1:{port}/health")
+                except aiohttp.ClientConnectionError:
+                    refused = True
+                await asyncio.sleep(0.1)
+            assert refused, "the socket was still open 6 s after SIGTERM"
+            assert not call.done()  # still in flight while the socket is closed
             status, body = await asyncio.wait_for(call, 10)
             assert status == 200 and body == {"slow": True, "path": "/slow"}
         code = await asyncio.wait_for(process.wait(), 15)
         assert code == 0
         lines = [json.loads(line) for line in (await process.stdout.read()).decode().splitlines() if line]
         messages = [line["msg"] for line in lines]
-        assert "shutting down: draining requests in flight" in messages and messages[-1] == "stopped"
+        assert messages.index("draining: answering with Connection: close before the socket closes") < \
+            messages.index("shutting down: completing requests in flight") and messages[-1] == "stopped"
         drained = [line for line in lines if line.get("request_id") == "drain-me"]
-        assert drained and drained[0]["status"] == 200 and drained[0]["duration_ms"] >= 1000
+        assert drained and drained[0]["status"] == 200 and drained[0]["duration_ms"] >= 2500
     finally:
         if process.returncode is None:
             process.kill()

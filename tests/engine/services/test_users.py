@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+
 import pytest
 
 from conftest import sql, unique_email
@@ -180,3 +184,65 @@ async def test_database_down_answers_503(start):
     response = await client.get("/health")
     assert response.status == 503
     assert (await response.json())["checks"]["database"].startswith("error: ")
+
+
+@pytest.fixture
+def persistent_redis(infra):
+    """A Redis of its own with an append-only file, as the lab's (redis.conf: appendonly yes):
+    it comes back from a stop with the entries it held, stale ones included."""
+    client = infra["client"]
+    container = client.containers.run(
+        infra["redis"].image.id, ["redis-server", "--requirepass", "h3s-redis-pw", "--appendonly", "yes"],
+        name=f"h3s-unit-redis-aof-{uuid.uuid4().hex[:8]}", detach=True, network=infra["network"],
+        labels={"h3s.test": "unit"})
+    try:
+        container.reload()
+        yield container, container.attrs["NetworkSettings"]["Networks"][infra["network"]]["IPAddress"]
+    finally:
+        container.remove(force=True, v=True)
+
+
+def _redis_cli(container, *argv):
+    return container.exec_run(["redis-cli", "--no-auth-warning", "-a", "h3s-redis-pw", *argv]).output.decode().strip()
+
+
+def _wait_for_redis(container, deadline_s=30):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "running" and _redis_cli(container, "PING") == "PONG":
+            return
+        time.sleep(0.1)
+    raise AssertionError("Redis did not answer PING again")
+
+
+async def test_no_stale_read_after_a_write_while_redis_was_down(start, infra, persistent_redis):
+    container, redis_ip = persistent_redis
+    writer = await start("user", redis_host=redis_ip)   # the replica that takes the write
+    reader = await start("user", redis_host=redis_ip)   # a replica idle during the outage
+    user = await (await writer.post("/", json={"name": "Before", "email": unique_email()})).json()
+    assert (await reader.get(f"/{user['id']}")).headers["X-Cache"] == "MISS"
+    assert (await reader.get(f"/{user['id']}")).headers["X-Cache"] == "HIT"
+
+    container.stop(timeout=10)  # Redis writes its append-only file and exits
+    response = await writer.patch(f"/{user['id']}", json={"name": "During the outage"})
+    assert response.status == 200  # the write is done; its invalidation failed
+    await writer.close()  # the writer is gone too: only the database remembers the failed invalidation
+    container.start()
+    _wait_for_redis(container)
+    # the control: Redis came back holding the entry from before the write
+    stale = _redis_cli(container, "GET", f"ecommerce:user:{user['id']}")
+    assert '"Before"' in stale
+
+    # every read from now on is the new row; the stale entry is swept within seconds
+    deadline = time.monotonic() + 15
+    swept = False
+    while not swept and time.monotonic() < deadline:
+        response = await reader.get(f"/{user['id']}")
+        assert response.status == 200 and (await response.json())["name"] == "During the outage"
+        swept = "Before" not in _redis_cli(container, "GET", f"ecommerce:user:{user['id']}")
+        await asyncio.sleep(0.2)
+    assert swept, "the stale entry is still in Redis 15 s after it came back"
+    assert any(r["msg"] == "cache swept" and r["keys"] == 1 for r in reader.logs.records())
+    assert sql(infra, "users", "SELECT cache_key FROM cache_invalidations WHERE cache_key = %s",
+               (f"user:{user['id']}",)) == ()

@@ -1,7 +1,10 @@
 """``python3 -m ecommerce_app``: run the service named by $SERVICE until SIGTERM/SIGINT.
 
-On SIGTERM the listening socket is closed, requests in flight are completed (aiohttp's
-graceful shutdown, at most SHUTDOWN_TIMEOUT seconds), resources are closed, exit 0.
+On SIGTERM the replica drains: for DRAIN_SECONDS it goes on answering, every answer with
+``Connection: close`` and ``X-Replica-Draining: 1`` (and /health says 503 draining), so the
+gateway and the load balancer move to the other replicas; then the listening socket is
+closed, requests in flight are completed (aiohttp's graceful shutdown, at most
+SHUTDOWN_TIMEOUT seconds), resources are closed, exit 0.
 """
 
 from __future__ import annotations
@@ -41,7 +44,12 @@ async def serve(config: Config, logger: JsonLogger) -> None:
         await site.start()
         logger.info("listening", host=config.host, port=config.port)
         await stop.wait()
-        logger.info("shutting down: draining requests in flight", timeout_s=config.shutdown_timeout)
+        app["state"]["draining"] = True
+        logger.info("draining: answering with Connection: close before the socket closes",
+                    drain_s=config.drain_seconds)
+        if config.drain_seconds:
+            await asyncio.sleep(config.drain_seconds)
+        logger.info("shutting down: completing requests in flight", timeout_s=config.shutdown_timeout)
     finally:
         await runner.cleanup()
     logger.info("stopped")

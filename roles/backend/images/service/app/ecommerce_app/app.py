@@ -12,7 +12,7 @@ from . import health
 from .config import Config
 from .logs import JsonLogger
 from .metrics import Metrics
-from .middleware import make_middleware
+from .middleware import GATEWAY_HEADER, SERVED_BY_HEADER, make_middleware
 
 try:  # aiohttp >= 3.9 prefers web.AppKey, which 3.8 (Debian bookworm) does not have: keep str keys
     from aiohttp.web_exceptions import NotAppKeyWarning
@@ -25,12 +25,16 @@ def base_app(config: Config, logger: Optional[JsonLogger] = None) -> web.Applica
     logger = logger or JsonLogger(config.service_name, config.log_level)
     metrics = Metrics(config.service_name)
     app = web.Application(
-        middlewares=[make_middleware(logger, metrics, config.max_body_bytes)],
+        middlewares=[make_middleware(logger, metrics, config.max_body_bytes,
+                                     (GATEWAY_HEADER if config.service == "gateway" else SERVED_BY_HEADER,
+                                      config.instance))],
         client_max_size=config.max_body_bytes)
     app["config"] = config
     app["logger"] = logger
     app["metrics"] = metrics
     app["started"] = time.monotonic()
+    # mutable: the app is frozen once it serves; SIGTERM sets draining
+    app["state"] = {"draining": False}
     app["health_checks"] = {}
     health.add_routes(app)
     return app

@@ -3,13 +3,21 @@
 The cache is optional for correctness: when Redis fails, reads and writes go on against
 the database, the failure is remembered for a few seconds (so a dead Redis does not cost
 every request a connect attempt) and /health reports the cache as the error it is.
+
+No stale read after an outage. An invalidation that fails (Redis down while a row is
+written) is recorded in the service's database (a ``ledger``: any replica can read it)
+and the cache is marked for a sweep. A replica sweeps (deletes every recorded key, then
+forgets them) before it reads from the cache again when: it saw Redis fail itself, Redis
+restarted (a new connection finds another ``run_id``: every replica notices, even one
+that had no request during the outage), or it just started. Until a sweep succeeds,
+reads go to the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Optional
+from typing import Callable, List, Optional, Protocol
 
 import redis
 import redis.asyncio as aioredis
@@ -17,11 +25,51 @@ import redis.asyncio as aioredis
 from .logs import JsonLogger
 
 SKIP_AFTER_FAILURE_S = 3.0
+SWEEP_INTERVAL_S = 1.0
+
+
+class Ledger(Protocol):
+    """Where failed invalidations wait (users.py keeps them in MySQL)."""
+
+    async def record(self, key: str) -> None: ...
+
+    async def pending(self) -> List[str]: ...
+
+    async def forget(self, keys: List[str]) -> None: ...
+
+
+def _run_id(info) -> str:
+    text = info.decode() if isinstance(info, (bytes, bytearray)) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _reporting_run_id(report: Callable[[str], None]):
+    """A redis_connect_func: the usual handshake, then the server's run_id to ``report`` (a
+    restarted Redis has a new one, and may hold entries whose invalidation failed while it
+    was down). redis-py 4.3 (Debian) names the handshake on_connect, 5+ on_connect_check_health."""
+
+    async def on_connect(connection) -> None:
+        handshake = getattr(connection, "on_connect_check_health", None)
+        if handshake is not None:
+            await handshake(check_health=True)
+        else:
+            await connection.on_connect()
+        await connection.send_command("INFO", "server")
+        report(_run_id(await connection.read_response()))
+
+    return on_connect
 
 
 class Cache:
-    def __init__(self, config, logger: JsonLogger, prefix: str = "ecommerce:"):
+    def __init__(self, config, logger: JsonLogger, prefix: str = "ecommerce:", ledger: Optional[Ledger] = None):
         self.config = config
+        self.ledger = ledger
+        self.needs_sweep = ledger is not None
+        self.run_id: Optional[str] = None
+        self._sweep_lock = asyncio.Lock()
         self.logger = logger
         self.prefix = prefix
         self.ttl = config.cache_ttl
@@ -32,10 +80,46 @@ class Cache:
         pool = aioredis.BlockingConnectionPool(
             host=config.redis_host, port=config.redis_port, db=config.redis_db,
             username=config.redis_user or None, password=config.redis_password or None,
-            socket_timeout=1.0, socket_connect_timeout=1.0, max_connections=64, timeout=1.0)
+            socket_timeout=1.0, socket_connect_timeout=1.0, max_connections=64, timeout=1.0,
+            redis_connect_func=_reporting_run_id(self._seen_run_id))
         self.client = aioredis.Redis(connection_pool=pool)
         self._failed_at = 0.0
         self.last_error = ""
+
+    def _seen_run_id(self, run_id: str) -> None:
+        if self.run_id is not None and run_id != self.run_id:
+            self.logger.warning("cache restarted: sweeping invalidations that failed meanwhile")
+            self.needs_sweep = self.ledger is not None
+        self.run_id = run_id
+
+    async def sweep(self) -> bool:
+        """Delete the keys whose invalidation failed; True when the cache may be read again."""
+        if not self.needs_sweep:
+            return True
+        async with self._sweep_lock:
+            if not self.needs_sweep:
+                return True
+            try:
+                keys = await self.ledger.pending()
+                if keys:
+                    await self.client.delete(*(self.prefix + key for key in keys))
+                    await self.ledger.forget(keys)
+                    self.logger.info("cache swept", keys=len(keys))
+            except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+                self._failed("sweep", exc)
+                return False
+            except Exception as exc:  # pylint: disable=broad-except  # the database: try again later
+                self.logger.warning("cache sweep postponed", error=f"{exc.__class__.__name__}: {exc}")
+                return False
+            self.needs_sweep = False
+            return True
+
+    async def sweep_loop(self) -> None:
+        """Sweep soon after an outage even when no read asks for it."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            if self.needs_sweep and self._available():
+                await self.sweep()
 
     def _available(self) -> bool:
         return time.monotonic() - self._failed_at > SKIP_AFTER_FAILURE_S
@@ -45,15 +129,20 @@ class Cache:
             self.logger.warning("cache unavailable", op=op, error=f"{exc.__class__.__name__}: {exc}")
         self._failed_at = time.monotonic()
         self.last_error = f"{exc.__class__.__name__}: {exc}"
+        self.needs_sweep = self.ledger is not None
 
     async def get(self, key: str) -> Optional[bytes]:
-        if not self._available():
+        if not self._available() or not await self.sweep():
             return None
         try:
-            return await self.client.get(self.prefix + key)
+            value = await self.client.get(self.prefix + key)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
             self._failed("get", exc)
             return None
+        if self.needs_sweep:  # this read reconnected to a restarted Redis: not to be trusted
+            await self.sweep()
+            return None
+        return value
 
     async def set(self, key: str, value: bytes) -> None:
         if not self._available():
@@ -70,7 +159,13 @@ class Cache:
             return True
         except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
             self._failed("delete", exc)
-            return False
+        if self.ledger is not None:
+            try:
+                await self.ledger.record(key)
+            except Exception as exc:  # pylint: disable=broad-except
+                self.logger.error("cannot record a failed invalidation", key=key,
+                                  error=f"{exc.__class__.__name__}: {exc}")
+        return False
 
     async def check(self) -> str:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -42,14 +43,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, allow_zero: bool = False) -> float:
     raw = _get(env, name, str(default))
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be > 0, got {raw!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {raw!r}")
     return value
 
 
@@ -75,6 +76,15 @@ class Config:
     status_timeout: float = 2.0
     max_body_bytes: int = 65536
     shutdown_timeout: float = 15.0
+    # SIGTERM: answer (with Connection: close and X-Replica-Draining) this long before the
+    # listening socket closes, so callers move to the other replicas first.
+    drain_seconds: float = 2.0
+    # The gateway: how long a resolved service name is cached, and how long a replica that
+    # refused, timed out or is draining is left out (passive health).
+    dns_ttl: float = 2.0
+    eject_seconds: float = 10.0
+    # The replica's own name (its container's hostname), sent as X-Served-By / X-Gateway.
+    instance: str = ""
     mysql_host: str = "mysql-db"
     mysql_port: int = 3306
     mysql_database: str = "ecommerce"
@@ -114,6 +124,10 @@ class Config:
             status_timeout=_float(env, "STATUS_TIMEOUT", 2.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 65536, minimum=1),
             shutdown_timeout=_float(env, "SHUTDOWN_TIMEOUT", 15.0),
+            drain_seconds=_float(env, "DRAIN_SECONDS", 2.0, allow_zero=True),
+            dns_ttl=_float(env, "DNS_TTL", 2.0, allow_zero=True),
+            eject_seconds=_float(env, "EJECT_SECONDS", 10.0, allow_zero=True),
+            instance=_get(env, "INSTANCE", _get(env, "HOSTNAME", socket.gethostname())),
             mysql_host=_get(env, "MYSQL_HOST", "mysql-db"),
             mysql_port=_int(env, "MYSQL_PORT", 3306, minimum=1),
             mysql_database=_get(env, "MYSQL_DATABASE", DEFAULT_DATABASES.get(service, "ecommerce")),

@@ -1,28 +1,34 @@
 """api-gateway: /users, /orders, /payments proxied to the services, /system/status.
 
 One shared aiohttp ClientSession (a keep-alive connection pool) serves every upstream.
-Each upstream host name is resolved here (getaddrinfo, cached a few seconds) and the
-request is sent to one address, round robin, with the original ``Host`` header: so when a
-name stands for several replicas, a failed idempotent request (connect error, 502 or 503)
-is retried once on another address.
+Each upstream host name (the course's name, a DNS alias of every replica) is resolved
+here to all of its addresses, cached DNS_TTL seconds, so replicas added or removed are
+seen within seconds. A request goes to one address, round robin, with the original
+``Host`` header. Passive health, as nginx's max_fails/fail_timeout: an address that
+refused, timed out, dropped the connection or said it is draining (X-Replica-Draining)
+is left out for EJECT_SECONDS (all of them are tried when every one is out).
+
+Retries go to another address, at most one per other replica (3 attempts in all):
+* idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) and POST/PATCH with an
+  ``Idempotency-Key`` (the services deduplicate by it) are retried after a refused or
+  dropped connection, a timeout, or a 502/503 answer;
+* a POST/PATCH without a key is never sent twice: it moves on only when its connection
+  could not be opened (nothing was sent), otherwise the failure is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
-from typing import Awaitable, Callable, Dict, List, Optional
-from urllib.parse import urlsplit
+from typing import Optional
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
+from .endpoints import Resolver, ResolverHook, Upstream
 from .http_errors import ApiError
 from .logs import utc_iso
-from .middleware import REQUEST_ID_HEADER, request_id_of
+from .middleware import DRAINING_HEADER, REQUEST_ID_HEADER, request_id_of
 
 ROUTES = {
     "users": ("user-service", "user_service_url"),
@@ -32,72 +38,10 @@ ROUTES = {
 HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Trailers",
     "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "X-Request-ID"))
-IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS"))
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE"))
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_STATUSES = frozenset((502, 503))
-DNS_TTL_S = 5.0
-
-ResolverHook = Callable[[str, int], Awaitable[List[str]]]
-
-
-class Resolver:
-    """Host name -> list of IP addresses, cached ``ttl`` seconds; ``hook`` replaces getaddrinfo."""
-
-    def __init__(self, hook: Optional[ResolverHook] = None, ttl: float = DNS_TTL_S):
-        self.hook = hook
-        self.ttl = ttl
-        self._cache: Dict[tuple, tuple] = {}
-
-    async def resolve(self, host: str, port: int) -> List[str]:
-        try:
-            ipaddress.ip_address(host)
-            return [host]
-        except ValueError:
-            pass
-        key = (host, port)
-        cached = self._cache.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        if self.hook is not None:
-            addresses = list(await self.hook(host, port))
-        else:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses = []
-            for _family, _type, _proto, _name, sockaddr in infos:
-                if sockaddr[0] not in addresses:
-                    addresses.append(sockaddr[0])
-        if not addresses:
-            raise OSError(f"{host} has no address")
-        self._cache[key] = (now + self.ttl, addresses)
-        return addresses
-
-
-class Upstream:
-    def __init__(self, name: str, url: str):
-        parts = urlsplit(url)
-        self.name = name
-        self.scheme = parts.scheme or "http"
-        self.host = parts.hostname or name
-        self.port = parts.port or (443 if self.scheme == "https" else 80)
-        self.base_path = parts.path.rstrip("/")
-        default_port = (self.scheme == "http" and self.port == 80) or (self.scheme == "https" and self.port == 443)
-        self.host_header = self.host if default_port else f"{self.host}:{self.port}"
-        self.url = url.rstrip("/")
-        self._next = 0
-
-    def order(self, addresses: List[str]) -> List[str]:
-        """The addresses to try, rotated round robin."""
-        start = self._next % len(addresses)
-        self._next += 1
-        return addresses[start:] + addresses[:start]
-
-    def target(self, address: str, raw_path: str, raw_query: str) -> URL:
-        host = f"[{address}]" if ":" in address else address
-        url = f"{self.scheme}://{host}:{self.port}{self.base_path}{raw_path}"
-        if raw_query:
-            url += "?" + raw_query
-        return URL(url, encoded=True)
-
+MAX_ATTEMPTS = 3
 
 class Gateway:
     def __init__(self, app: web.Application, resolver: Resolver):
@@ -106,6 +50,7 @@ class Gateway:
         self.logger = app["logger"]
         self.metrics = app["metrics"]
         self.resolver = resolver
+        self.eject_seconds = config.eject_seconds
         self.upstreams = {prefix: Upstream(name, getattr(config, attr)) for prefix, (name, attr) in ROUTES.items()}
         self.timeout = aiohttp.ClientTimeout(total=config.request_timeout,
                                              sock_connect=min(config.request_timeout, 2.0))
@@ -137,6 +82,12 @@ class Gateway:
         headers.setdefault("X-Forwarded-Host", request.host)
         return headers
 
+    def _eject(self, upstream: Upstream, address: str, reason: str, request: web.Request) -> None:
+        if upstream.eject(address, self.eject_seconds):
+            self._count(upstream, "ejected")
+            self.logger.warning("replica left out", request_id=request_id_of(request), upstream=upstream.name,
+                                address=address, reason=reason, seconds=self.eject_seconds)
+
     async def proxy(self, request: web.Request, prefix: str) -> web.Response:
         upstream = self.upstreams[prefix]
         raw_path = request.rel_url.raw_path[len(prefix) + 1:] or "/"
@@ -151,46 +102,61 @@ class Gateway:
         except OSError as exc:
             self._count(upstream, "resolve_error")
             raise ApiError(502, f"{upstream.name} unavailable (cannot resolve {upstream.host})") from exc
-        addresses = upstream.order(addresses)
-        retryable = request.method in IDEMPOTENT and len(addresses) > 1
-        attempts = addresses[:2] if retryable else addresses[:1]
+        attempts = upstream.order(addresses)[:MAX_ATTEMPTS]
+        # a request the service may receive twice: idempotent, or deduplicated by its key
+        repeatable = request.method in IDEMPOTENT or bool(request.headers.get(IDEMPOTENCY_HEADER))
+        failure: ApiError = ApiError(502, f"{upstream.name} unavailable")
         for index, address in enumerate(attempts):
-            last = index == len(attempts) - 1
+            more = index < len(attempts) - 1
             url = upstream.target(address, raw_path, request.rel_url.raw_query_string)
+            log = {"request_id": request_id_of(request), "upstream": upstream.name, "address": address}
             try:
                 async with self.session.request(request.method, url, headers=headers, data=body,
                                                 timeout=self.timeout, allow_redirects=False) as response:
                     payload = await response.read()
-                    if response.status in RETRY_STATUSES and not last:
+                    if response.headers.get(DRAINING_HEADER):
+                        self._eject(upstream, address, "draining", request)
+                    if response.status in RETRY_STATUSES and repeatable and more:
                         self._count(upstream, "retry")
                         self.logger.warning("upstream failed, retrying on another replica",
-                                            request_id=request_id_of(request), upstream=upstream.name,
-                                            address=address, status=response.status)
+                                            status=response.status, **log)
                         continue
                     self._count(upstream, str(response.status))
-                    out = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+                    out = {k: v for k, v in response.headers.items()
+                           if k.lower() not in HOP_BY_HOP and k != DRAINING_HEADER}
                     return web.Response(body=payload, status=response.status, headers=out)
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
-                    aiohttp.ServerTimeoutError) as exc:
-                connect_failed = not isinstance(exc, aiohttp.ServerTimeoutError) or "onnect" in str(exc)
-                if connect_failed and not last:
-                    self._count(upstream, "retry")
-                    self.logger.warning("upstream unreachable, retrying on another replica",
-                                        request_id=request_id_of(request), upstream=upstream.name,
-                                        address=address, error=f"{exc.__class__.__name__}: {exc}")
-                    continue
-                if not connect_failed:
-                    self._count(upstream, "timeout")
-                    raise ApiError(504, f"{upstream.name} timed out") from None
-                self._count(upstream, "error")
-                raise ApiError(502, f"{upstream.name} unavailable") from None
-            except asyncio.TimeoutError:
-                self._count(upstream, "timeout")
-                raise ApiError(504, f"{upstream.name} timed out") from None
+            except aiohttp.ClientConnectorError as exc:
+                # nothing was sent: any request may go on to another replica
+                self._eject(upstream, address, f"connect: {exc.__class__.__name__}", request)
+                failure = ApiError(502, f"{upstream.name} unavailable")
+                outcome = "error"
+            except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
+                connect = "onnect" in str(exc)
+                self._eject(upstream, address, "connect timeout" if connect else "timeout", request)
+                failure = ApiError(502 if connect else 504,
+                                   f"{upstream.name} unavailable" if connect else f"{upstream.name} timed out")
+                outcome = "timeout"
+                if not (connect or repeatable):
+                    self._count(upstream, outcome)
+                    raise failure from None
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                # the request may have reached the replica: only a repeatable one goes on
+                self._eject(upstream, address, exc.__class__.__name__, request)
+                failure = ApiError(502, f"{upstream.name} unavailable")
+                outcome = "error"
+                if not repeatable:
+                    self._count(upstream, outcome)
+                    raise failure from None
             except aiohttp.ClientError:
                 self._count(upstream, "error")
                 raise ApiError(502, f"{upstream.name} unavailable") from None
-        raise ApiError(502, f"{upstream.name} unavailable")  # pragma: no cover
+            if more:
+                self._count(upstream, "retry")
+                self.logger.warning("upstream unreachable, retrying on another replica", error=outcome, **log)
+                continue
+            self._count(upstream, outcome)
+            raise failure from None
+        raise failure  # pragma: no cover  (attempts is never empty)
 
     def handler(self, prefix: str):
         async def handle(request: web.Request) -> web.Response:
@@ -237,7 +203,7 @@ class Gateway:
 
 
 def setup(app: web.Application, resolver: Optional[ResolverHook] = None) -> None:
-    gateway = Gateway(app, Resolver(resolver))
+    gateway = Gateway(app, Resolver(resolver, app["config"].dns_ttl))
     app["gateway"] = gateway
 
     async def lifecycle(app):

@@ -21,9 +21,12 @@ async def health(request: web.Request) -> web.Response:
             result = f"error: {result.__class__.__name__}"
         report[name] = result
     healthy = all(value == "ok" for value in report.values())
+    status = "healthy" if healthy else "degraded"
+    if app["state"]["draining"]:
+        healthy, status = False, "draining"
     body = {
         "service": app["config"].service_name,
-        "status": "healthy" if healthy else "degraded",
+        "status": status,
         "timestamp": utc_iso(),
         "uptime": round(time.monotonic() - app["started"], 3),
         "checks": report,

@@ -14,6 +14,12 @@ from .logs import JsonLogger
 from .metrics import Metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Who answered: a service replica says X-Served-By (as the web servers do), the gateway
+# replica that proxied says X-Gateway; the load test counts the spread over replicas by them.
+SERVED_BY_HEADER = "X-Served-By"
+GATEWAY_HEADER = "X-Gateway"
+# Sent while the replica drains after SIGTERM: the gateway leaves it out at once.
+DRAINING_HEADER = "X-Replica-Draining"
 # The same ids the load balancer keeps (roles/frontend/templates/nginx/load-balancer.conf.j2),
 # so a client's id reaches every hop's log line unchanged.
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+/-]{1,128}$")
@@ -41,8 +47,10 @@ def _route_label(request: web.BaseRequest) -> str:
     return resource.canonical
 
 
-def make_middleware(logger: JsonLogger, metrics: Metrics, max_body_bytes: int):
+def make_middleware(logger: JsonLogger, metrics: Metrics, max_body_bytes: int,
+                    identity: tuple = (SERVED_BY_HEADER, "")):
     in_flight = metrics.in_flight.labels(metrics.service)
+    identity_header, instance = identity
 
     @web.middleware
     async def middleware(request: web.Request, handler):
@@ -77,6 +85,12 @@ def make_middleware(logger: JsonLogger, metrics: Metrics, max_body_bytes: int):
                              method=request.method, path=request.path)
                 response = error_response(500, "internal server error", request_id)
             response.headers[REQUEST_ID_HEADER] = request_id
+            if instance:
+                response.headers[identity_header] = instance
+            if request.app["state"]["draining"]:
+                # no new request on this connection: the caller reconnects to another replica
+                response.headers[DRAINING_HEADER] = "1"
+                response.force_close()
             status = response.status
             return response
         finally:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import List
 
+import pymysql
 from aiohttp import web
 
-from .db import TABLE_OPTIONS, Database, utcnow
+from .db import TABLE_OPTIONS, Database, duplicate_key, utcnow
 from .http_errors import bad_request, conflict, not_found, unprocessable
+from .idempotency import REPLAYED_HEADER, check_replay, key_columns, request_key
+from .idempotency import request_hash as hash_of
 from .logs import utc_iso
 from .middleware import request_id_of
 from .peers import Peer, setup_database_service
@@ -42,6 +45,8 @@ MIGRATIONS = [
         " CONSTRAINT fk_items_order FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE) "
         + TABLE_OPTIONS,
     ]),
+    # 0.4: POST / with an Idempotency-Key creates one order however often it is sent
+    (2, key_columns("orders")),
 ]
 
 ORDER_COLUMNS = "id, user_id, total, status, payment_id, created_at, updated_at"
@@ -130,10 +135,14 @@ async def create_order(request: web.Request) -> web.Response:
     if status != 200:
         raise unprocessable(f"user {user_id} could not be checked (HTTP {status})", "user_id")
 
+    key = request_key(request)
+    fields_hash = hash_of({"user_id": user_id, "items": items}) if key else None
+
     def insert(cursor):
         now = utcnow()
-        cursor.execute("INSERT INTO orders (user_id, total, status, created_at, updated_at)"
-                       " VALUES (%s, %s, 'pending', %s, %s)", (user_id, total, now, now))
+        cursor.execute("INSERT INTO orders (user_id, total, status, created_at, updated_at, idempotency_key,"
+                       " request_hash) VALUES (%s, %s, 'pending', %s, %s, %s, %s)",
+                       (user_id, total, now, now, key, fields_hash))
         order_id = cursor.lastrowid
         cursor.executemany(
             "INSERT INTO order_items (order_id, sku, name, quantity, unit_price, line_total)"
@@ -142,7 +151,20 @@ async def create_order(request: web.Request) -> web.Response:
              for item in items])
         return _load(cursor, "id = %s", (order_id,))[0]
 
-    order = await request.app["db"].run(insert)
+    try:
+        order = await request.app["db"].run(insert)
+    except pymysql.err.IntegrityError as exc:
+        if key is None or duplicate_key(exc) != "uq_orders_idempotency_key":
+            raise
+        # the same request again (a retry): answer the order it created
+        def select(cursor):
+            cursor.execute("SELECT id, request_hash FROM orders WHERE idempotency_key = %s", (key,))
+            return cursor.fetchone()
+
+        row = await request.app["db"].run(select)
+        check_replay(row["request_hash"], fields_hash)
+        order = await _get_order(request.app["db"], int(row["id"]))
+        return web.json_response(order, status=201, headers={"Location": f"/{order['id']}", REPLAYED_HEADER: "true"})
     return web.json_response(order, status=201, headers={"Location": f"/{order['id']}"})
 
 

@@ -16,8 +16,6 @@ it the row becomes ``failed`` and releases both keys, so the client may retry.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import re
 import time
 from decimal import Decimal
@@ -28,14 +26,14 @@ from aiohttp import web
 
 from .db import TABLE_OPTIONS, Database, duplicate_key, utcnow
 from .http_errors import ApiError, DependencyUnavailable, bad_request, conflict, not_found, unprocessable
+from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, request_key
+from .idempotency import request_hash as hash_of
 from .logs import utc_iso
 from .middleware import request_id_of
 from .peers import Peer, setup_database_service
 from .validation import (CENT, money, paging, path_id, query_int, read_json_object, required_positive_int,
                          string_field)
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _METHOD_RE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 POLL_INTERVAL_S = 0.05
 
@@ -102,7 +100,7 @@ async def _replay(request: web.Request, key: str, request_hash: str) -> web.Resp
                                 IDEMPOTENCY_HEADER)
         if row["status"] != "processing":
             return web.json_response(serialize(row), status=row["response_code"] or 201,
-                                     headers={"Idempotent-Replayed": "true"})
+                                     headers={REPLAYED_HEADER: "true"})
         if time.monotonic() > deadline:
             raise ApiError(409, f"a request with this {IDEMPOTENCY_HEADER} is still in progress",
                            IDEMPOTENCY_HEADER, {"Retry-After": "1"})
@@ -171,12 +169,8 @@ async def create_payment(request: web.Request) -> web.Response:
     method = string_field(data, "method", 32)
     if not _METHOD_RE.match(method):
         raise bad_request("method must be a word of letters, digits, '_' or '-'", "method")
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not _KEY_RE.match(key):
-        raise bad_request(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters",
-                          IDEMPOTENCY_HEADER)
-    request_hash = hashlib.sha256(json.dumps(
-        {"order_id": order_id, "amount": str(amount), "method": method}, sort_keys=True).encode()).hexdigest()
+    key = request_key(request)
+    request_hash = hash_of({"order_id": order_id, "amount": str(amount), "method": method})
     for _attempt in range(3):
         try:
             return await _charge(request, order_id, amount, method, key, request_hash)

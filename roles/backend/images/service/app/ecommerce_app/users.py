@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pymysql
@@ -10,6 +11,8 @@ from aiohttp import web
 from .cache import Cache
 from .db import TABLE_OPTIONS, Database, duplicate_key, utcnow
 from .http_errors import ApiError, bad_request, conflict, not_found
+from .idempotency import REPLAYED_HEADER, check_replay, key_columns, request_key
+from .idempotency import request_hash as hash_of
 from .logs import utc_iso
 from .validation import email_field, paging, path_id, read_json_object, string_field
 
@@ -23,6 +26,12 @@ MIGRATIONS = [
         " updated_at DATETIME(3) NOT NULL,"
         " UNIQUE KEY uq_users_email (email)) " + TABLE_OPTIONS,
     ]),
+    # 0.4: POST / with an Idempotency-Key creates one user however often it is sent
+    (2, key_columns("users")),
+    # 0.4: invalidations that failed while Redis was down, done when it is back (cache.py)
+    (3, ["CREATE TABLE IF NOT EXISTS cache_invalidations ("
+         " cache_key VARCHAR(255) NOT NULL PRIMARY KEY,"
+         " failed_at DATETIME(3) NOT NULL) " + TABLE_OPTIONS]),
 ]
 
 COLUMNS = "id, name, email, created_at, updated_at"
@@ -55,17 +64,29 @@ async def create_user(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     name = string_field(data, "name")
     email = email_field(data)
+    key = request_key(request)
+    fields_hash = hash_of({"name": name, "email": email}) if key else None
 
     def insert(cursor):
         now = utcnow()
-        cursor.execute("INSERT INTO users (name, email, created_at, updated_at) VALUES (%s, %s, %s, %s)",
-                       (name, email, now, now))
+        cursor.execute("INSERT INTO users (name, email, created_at, updated_at, idempotency_key, request_hash)"
+                       " VALUES (%s, %s, %s, %s, %s, %s)", (name, email, now, now, key, fields_hash))
         return {"id": cursor.lastrowid, "name": name, "email": email, "created_at": now, "updated_at": now}
+
+    def by_key(cursor):
+        cursor.execute(f"SELECT {COLUMNS}, request_hash FROM users WHERE idempotency_key = %s", (key,))
+        return cursor.fetchone()
 
     try:
         row = await request.app["db"].run(insert)
     except pymysql.err.IntegrityError as exc:
-        raise _duplicate_email(exc) from None
+        # the same request again (a retry) may collide on the email first: look for the key
+        replayed = await request.app["db"].run(by_key) if key else None
+        if replayed is None:
+            raise _duplicate_email(exc) from None
+        check_replay(replayed["request_hash"], fields_hash)
+        user = serialize(replayed)
+        return _json(user, 201, {"Location": f"/{user['id']}", REPLAYED_HEADER: "true"})
     user = serialize(row)
     # a stale entry may survive a database reset in a persistent Redis
     await request.app["cache"].delete(_cache_key(user["id"]))
@@ -154,17 +175,46 @@ async def delete_user(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+class InvalidationLedger:
+    """Failed cache invalidations, kept in the users database until a sweep (cache.py)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def record(self, key: str) -> None:
+        def insert(cursor):
+            cursor.execute("INSERT INTO cache_invalidations (cache_key, failed_at) VALUES (%s, %s)"
+                           " ON DUPLICATE KEY UPDATE failed_at = VALUES(failed_at)", (key, utcnow()))
+
+        await self.db.run(insert)
+
+    async def pending(self) -> list:
+        def select(cursor):
+            cursor.execute("SELECT cache_key FROM cache_invalidations ORDER BY failed_at LIMIT 1000")
+            return [row["cache_key"] for row in cursor.fetchall()]
+
+        return await self.db.run(select)
+
+    async def forget(self, keys: list) -> None:
+        def delete(cursor):
+            cursor.executemany("DELETE FROM cache_invalidations WHERE cache_key = %s", [(key,) for key in keys])
+
+        await self.db.run(delete)
+
+
 def setup(app: web.Application) -> None:
     config = app["config"]
     db = Database(config, app["logger"], MIGRATIONS, "user-service")
-    cache = Cache(config, app["logger"])
+    cache = Cache(config, app["logger"], ledger=InvalidationLedger(db))
     app["db"] = db
     app["cache"] = cache
     app["health_checks"].update(database=db.check, cache=cache.check)
 
     async def lifecycle(app):
         db.start()
+        sweeper = asyncio.ensure_future(cache.sweep_loop())
         yield
+        sweeper.cancel()
         await cache.close()
         await db.close()
 
