@@ -27,10 +27,11 @@ def stack_model(services_by_var, networks, volumes, images=None, refs=None, prof
         raise AnsibleFilterError(str(exc)) from None
 
 
-def stack_target(model, tier=None, components=None, exclude=None, config_hashes=None, missing_paths=None):
-    """What the containers target applies for one tier: ``{create, skipped, wait, left_out_mounts}``."""
+def stack_target(model, tier=None, components=None, exclude=None, config_hashes=None, missing_paths=None,
+                 host_containers=None):
+    """What the containers target applies for one tier: ``{create, steps, skipped, wait, left_out_mounts}``."""
     return containers_target(model, tier=tier, components=components, exclude=exclude, config_hashes=config_hashes,
-                             missing_paths=missing_paths)
+                             missing_paths=missing_paths, host_containers=host_containers)
 
 
 def stack_tier_files(model, tier, components=None, exclude=None):

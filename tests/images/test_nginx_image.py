@@ -138,7 +138,7 @@ server {
     listen 3000;
     location / {
         default_type application/json;
-        return 200 '{"path":"$request_uri","request_id":"$http_x_request_id"}';
+        return 200 '{"path":"$request_uri","request_id":"$http_x_request_id","method":"$request_method"}';
     }
 }
 """
@@ -362,7 +362,9 @@ def test_lb_config_valid(checker, method, monitoring):  # pylint: disable=redefi
     if method in ("least_conn", "ip_hash"):
         assert f"    {method};" in conf
     assert "backup" not in conf
-    assert "non_idempotent" not in conf
+    # POSTs are retried after they were sent only with an Idempotency-Key (@api_keyed)
+    keyed = conf.split("location @api_keyed {", 1)[1].split("}", 1)[0]
+    assert "non_idempotent" in keyed and conf.count("non_idempotent") == 1
     rc, out, err = _nginx_t(checker, conf)
     assert rc == 0, f"nginx -t failed for {method}:\n{out}{err}\n--- config ---\n{conf}"
 
@@ -433,7 +435,7 @@ def test_api_prefix_and_request_id(lab):  # pylint: disable=redefined-outer-name
     # a client's id is kept
     status, headers, body = lab["http"].get("/api/orders/7", headers={"X-Request-ID": f"pytest-{RUN_ID}"})
     assert status == 200
-    assert json.loads(body) == {"path": "/orders/7", "request_id": f"pytest-{RUN_ID}"}
+    assert json.loads(body) == {"path": "/orders/7", "request_id": f"pytest-{RUN_ID}", "method": "GET"}
     assert headers.get("x-request-id") == f"pytest-{RUN_ID}"
 
     # logged, in the JSON access log
@@ -446,6 +448,22 @@ def test_api_prefix_and_request_id(lab):  # pylint: disable=redefined-outer-name
     assert entry["status"] == 200 and entry["uri"] == "/api/orders/7"
     assert entry["upstream_addr"].endswith(":3000")
     assert isinstance(entry["request_time"], float)
+
+
+def test_keyed_post_keeps_method_path_query_and_body(lab):  # pylint: disable=redefined-outer-name
+    """A request with an Idempotency-Key goes through the @api_keyed location (retried even
+    after it was sent): it must reach the gateway as the same request, prefix stripped."""
+    conn = http.client.HTTPConnection("127.0.0.1", lab["http"].port, timeout=15)
+    try:
+        conn.request("POST", "/api/orders/?via=keyed", body=b'{"user_id": 1}',
+                     headers={"Idempotency-Key": f"k-{RUN_ID}", "Content-Type": "application/json",
+                              "X-Request-ID": f"keyed-{RUN_ID}"})
+        res = conn.getresponse()
+        body = res.read().decode()
+    finally:
+        conn.close()
+    assert res.status == 200, body
+    assert json.loads(body) == {"path": "/orders/?via=keyed", "request_id": f"keyed-{RUN_ID}", "method": "POST"}
 
 
 def test_monitoring_off_is_json_503(lab):  # pylint: disable=redefined-outer-name

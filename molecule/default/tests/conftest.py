@@ -84,6 +84,23 @@ def wait_healthy(client, name, deadline=180):
     poll(f"{name} running and healthy", state, done=lambda s: s == ("running", "healthy"), deadline=deadline)
 
 
+# The stateless services run two replicas by default (<name>-1, -2; the course's name is their
+# DNS alias); the first replica has the course's addresses.
+REPLICATED = ("api-gateway", "user-service", "order-service", "payment-service")
+REPLICAS = 2
+
+
+def replica_names(component, count=REPLICAS):
+    return [f"{component}-{n}" for n in range(1, count + 1)]
+
+
+def component_containers(client, component):
+    """The running containers of one component (every replica), by the model's label."""
+    return sorted(client.containers.list(filters={"label": [f"dockerlab.stack={STACK}",
+                                                            f"dockerlab.component={component}"]}),
+                  key=lambda c: c.name)
+
+
 def image_of(client, name):
     return client.containers.get(name).attrs["Config"]["Image"]
 

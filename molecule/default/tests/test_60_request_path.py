@@ -18,7 +18,7 @@ import conftest
 import pytest
 import requests
 
-from conftest import image_of, poll, run_in_network, wait_healthy
+from conftest import REPLICATED, image_of, poll, replica_names, run_in_network, wait_healthy
 
 FRONT = "http://127.0.0.1:8080"
 STACK = os.environ.get("DOCKERLAB_TEST_STACK", conftest.STACK)
@@ -109,8 +109,8 @@ def request_id_headers(resp):
 # -- the stack under test ------------------------------------------------------------------------
 
 def test_the_stack_under_test_is_running(client):
-    names = {"load-balancer", "web-server-1", "web-server-2", "api-gateway", *SERVICES.values(),
-             "mysql-db", "redis-cache"}
+    names = {"load-balancer", "web-server-1", "web-server-2", "mysql-db", "redis-cache",
+             *(name for component in REPLICATED for name in replica_names(component))}
     running = {c.name: c for c in client.containers.list(filters={"label": "dockerlab.stack=" + STACK})}
     assert names <= set(running), "not running in stack %s: %s" % (STACK, sorted(names - set(running)))
     assert SECRETS_DIR.is_dir(), SECRETS_DIR
@@ -333,11 +333,11 @@ def _probe(client, name, db_ip):
 
 def test_frontend_containers_cannot_reach_mysql(client):
     db_ip = client.containers.get("mysql-db").attrs["NetworkSettings"]["Networks"]["ecommerce-database"]["IPAddress"]
-    names = ["load-balancer", "web-server-1", "api-gateway", "user-service"]
+    names = ["load-balancer", "web-server-1", "api-gateway-1", "api-gateway-2", "user-service-1"]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         outcome = dict(zip(names, pool.map(lambda n: _probe(client, n, db_ip), names)))
     # the probe itself works: user-service is on the database network
-    assert outcome["user-service"] == ["RESOLVES", "OPEN_BY_NAME", "OPEN_BY_IP"], outcome
+    assert outcome["user-service-1"] == ["RESOLVES", "OPEN_BY_NAME", "OPEN_BY_IP"], outcome
     for name in names[:-1]:
         assert outcome[name] == ["UNRESOLVED", "CLOSED_BY_NAME", "CLOSED_BY_IP"], (name, outcome)
 
@@ -457,7 +457,9 @@ def test_the_client_request_id_comes_back_and_is_logged_along_the_path(client, s
     lb_expected = {("/api/orders/", request_id), ("/", request_id)}
 
     def logged():
-        found = {name: [(r.get("path"), r.get("status")) for r in _log_records(client, name, since)
+        # one replica of each component took the request: read them all
+        found = {name: [(r.get("path"), r.get("status"))
+                        for replica in replica_names(name) for r in _log_records(client, replica, since)
                         if r.get("msg") == "request" and r.get("request_id") == request_id]
                  for name in expected}
         # every load balancer line with the id, each parsed (an unparsable one fails the check below)

@@ -23,14 +23,14 @@ def report(*extra):
 
 
 def test_a_stopped_container_fails_validation_by_name(client, undo):
-    client.containers.get("order-service").stop(timeout=5)
-    undo(lambda: (client.containers.get("order-service").start(), wait_healthy(client, "order-service")))
+    client.containers.get("order-service-2").stop(timeout=5)
+    undo(lambda: (client.containers.get("order-service-2").start(), wait_healthy(client, "order-service-2")))
     rc, out = run_playbook("playbooks/validate.yml", "-e", "deadline=5")
     assert rc != 0, out[-3000:]
-    assert "order-service" in out and "running" in out, out[-3000:]
+    assert "order-service-2" in out and "running" in out, out[-3000:]
     rc, out = report("-e", "probe_reachability=false")
     assert rc != 0
-    assert "container order-service is exited" in out, out[-3000:]
+    assert "container order-service-2 is exited" in out, out[-3000:]
 
 
 def test_a_container_on_a_network_it_must_not_be_on(client, undo):

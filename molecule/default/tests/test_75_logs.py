@@ -6,7 +6,7 @@ import json
 import urllib.request
 import uuid
 
-from conftest import poll
+from conftest import poll, replica_names
 
 COLLECTOR = "log-collector"
 LOG_DIR = "/var/log/ecommerce"
@@ -24,13 +24,14 @@ def lines_with(client, name, pattern):
 
 
 def test_containers_log_through_the_collector(client):
-    for name in ("load-balancer", "api-gateway", "user-service", "mysql-db"):
+    for name in ("load-balancer", "api-gateway-1", "user-service-2", "mysql-db"):
         attrs = client.containers.get(name).attrs["HostConfig"]["LogConfig"]
         assert attrs["Type"] == "syslog", (name, attrs)
     # The collector itself keeps Docker's default driver (it cannot ship to itself).
     assert client.containers.get(COLLECTOR).attrs["HostConfig"]["LogConfig"]["Type"] == "json-file"
     # A container's file appears with its first line through syslog.
-    expected = {"load-balancer.log", "api-gateway.log", "user-service.log", "mysql-db.log"}
+    expected = {"load-balancer.log", "api-gateway-1.log", "api-gateway-2.log", "user-service-1.log",
+                "user-service-2.log", "mysql-db.log"}
     poll("a log file per container in the collector", lambda: log_files(client),
          done=lambda files: expected <= files, deadline=30)
 
@@ -41,9 +42,12 @@ def test_a_request_id_is_traced_through_every_hop(client):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert response.headers["X-Request-ID"] == request_id
-    hops = ("load-balancer", "api-gateway", "user-service")
+    # one replica of the gateway and of user-service took it: every replica's file is read
+    hops = {"load-balancer": ["load-balancer"], "api-gateway": replica_names("api-gateway"),
+            "user-service": replica_names("user-service")}
     found = poll(f"the request id in every hop's collected log ({LOG_DIR})",
-                 lambda: {name: lines_with(client, name, request_id) for name in hops},
+                 lambda: {hop: [line for name in names for line in lines_with(client, name, request_id)]
+                          for hop, names in hops.items()},
                  done=lambda found: all(found.values()), deadline=30)
     # Each hop's line is its own JSON object, intact after the syslog trip.
     for name, lines in found.items():

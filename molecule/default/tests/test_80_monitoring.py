@@ -88,9 +88,10 @@ def test_a_request_through_the_load_balancer_raises_the_gateways_counter():
 
 
 def test_a_stopped_service_alert_goes_pending_then_firing(client, undo):
-    container = client.containers.get("payment-service")
+    # one replica of two: the alert is per target (instance)
+    container = client.containers.get("payment-service-1")
     container.stop(timeout=5)
-    undo(lambda: (client.containers.get("payment-service").start(), wait_healthy(client, "payment-service")))
+    undo(lambda: (client.containers.get("payment-service-1").start(), wait_healthy(client, "payment-service-1")))
     seen = []
 
     def state():
@@ -106,7 +107,7 @@ def test_a_stopped_service_alert_goes_pending_then_firing(client, undo):
 
 def test_the_target_comes_back_after_the_restart():
     # (after the previous test's undo) Prometheus sees payment-service again.
-    poll("payment-service up again", lambda: value('up{job="payment-service"}') == 1, deadline=60)
+    poll("every payment-service replica up again", lambda: value('min(up{job="payment-service"})') == 1, deadline=60)
 
 
 def test_every_dashboard_query_is_valid_against_the_live_prometheus():

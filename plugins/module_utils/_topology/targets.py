@@ -67,7 +67,76 @@ def docker_container_args(record, config_hash=None, missing_paths=()):
     return args
 
 
-def containers_target(model, tier=None, components=None, exclude=None, config_hashes=None, missing_paths=None):
+def _existing(host_containers):
+    """``{name: {component, addresses}}`` of the stack's containers from a verbose
+    docker_host_info listing (the fixed and current IPv4 addresses on every network)."""
+    found = {}
+    for container in host_containers or []:
+        names = [name.lstrip('/') for name in container.get('Names') or []]
+        if not names:
+            continue
+        addresses = set()
+        for network in ((container.get('NetworkSettings') or {}).get('Networks') or {}).values():
+            network = network or {}
+            for address in (network.get('IPAddress'), (network.get('IPAMConfig') or {}).get('IPv4Address')):
+                if address:
+                    addresses.add(address)
+        found[names[0]] = {'component': (container.get('Labels') or {}).get('dockerlab.component'),
+                           'addresses': addresses}
+    return found
+
+
+def rollout_steps(model, records, create, host_containers=None):
+    """The order in which a tier's containers are applied: one step per slot (replica N of
+    every service of the tier together; single containers in the last slot, after every
+    replica they may proxy to exists: nginx resolves its upstreams when it starts), so while slot N is
+    replaced the other slots serve. A container of the tier that is no longer wanted (scaled
+    down, or renamed by a change of replicas between 1 and more) is removed: just before the
+    step that needs one of its fixed addresses (and such steps go last, after the new
+    replicas that need nothing are healthy), else after every step.
+
+    Each step: ``{'slot', 'create': [args], 'remove': [names], 'single': [names of
+    single-instance containers], 'reload_after': [{name, reload}]}`` (create in start
+    order within the slot): the containers (any tier) whose ``reload`` says
+    ``resolves_at_reload`` (nginx resolves its upstream names only then) and whose edges lead
+    to a component of the step, reloaded after it to reach the replaced containers' addresses."""
+    existing = _existing(host_containers)
+    components = {record['component'] for record in records}
+    wanted = {args['name'] for args in create}
+    stale = {name: entry for name, entry in existing.items()
+             if entry['component'] in components and name not in wanted}
+    last = max([record['replica'] or 1 for record in records] or [1])
+    by_slot = {}
+    for record, args in zip(records, create):
+        by_slot.setdefault(record['replica'] or last, []).append((record, args))
+    steps, conflicted = [], []
+    for slot in sorted(by_slot):
+        pairs = by_slot[slot]
+        fixed = {net['ipv4_address'] for record, _args in pairs for net in record['networks'] if net.get('ipv4_address')}
+        remove = sorted(name for name, entry in stale.items() if entry['addresses'] & fixed)
+        for name in remove:
+            stale.pop(name)
+        step_components = sorted({record['component'] for record, _args in pairs})
+        step = {
+            'slot': slot,
+            'create': [args for _record, args in pairs],
+            'remove': remove,
+            # single instances that run now: replacing one leaves a gap the deploy reports
+            'single': [record['name'] for record, _args in pairs if record['replicas'] == 1 and record['name'] in existing],
+            'reload_after': [{'name': other['name'], 'reload': other['reload']}
+                             for other in model['containers']
+                             if (other['reload'] or {}).get('resolves_at_reload') and other['component'] not in step_components
+                             and any(edge['service'] in step_components for edge in other['connects_to'])],
+        }
+        (conflicted if remove else steps).append(step)
+    steps.extend(conflicted)
+    if stale:
+        steps.append({'slot': None, 'create': [], 'remove': sorted(stale), 'single': [], 'reload_after': []})
+    return steps
+
+
+def containers_target(model, tier=None, components=None, exclude=None, config_hashes=None, missing_paths=None,
+                      host_containers=None):
     """The containers target for one tier (or every tier): ``{'create': [...], 'skipped': [...],
     'wait': [...], 'left_out_mounts': [...]}``. ``create`` holds docker_container's arguments per
     container, in start order, each with ``component`` and ``reload`` for the deploy's reload
@@ -86,6 +155,7 @@ def containers_target(model, tier=None, components=None, exclude=None, config_ha
                    component=record['component'], reload=record['reload']) for record in records]
     return {
         'create': create,
+        'steps': rollout_steps(model, records, create, host_containers),
         'skipped': [entry for entry in model['skipped'] if wanted(entry)],
         'wait': [record['name'] for record in records if record['healthcheck']],
         'left_out_mounts': [mount for record in records for mount in _mounts(record, missing_paths)[1]],

@@ -141,7 +141,7 @@ def test_target_of_one_tier_or_part_of_it():
     rest = stack_target(resolved, 'frontend', exclude=['web-server'])
     assert [entry['name'] for entry in rest['create']] == ['isolated', 'load-balancer']
     assert stack_target(resolved, 'data', exclude=['mongodb'])['skipped'] == []
-    assert stack_target(resolved, 'monitoring') == {'create': [], 'skipped': [], 'wait': [], 'left_out_mounts': []}
+    assert stack_target(resolved, 'monitoring') == {'create': [], 'steps': [], 'skipped': [], 'wait': [], 'left_out_mounts': []}
 
 
 def test_optional_mounts_are_left_out_where_the_host_lacks_them():
@@ -287,7 +287,8 @@ def test_the_default_load_balancer_upstreams():
     resolved = default_model('upstream')
     assert upstream_servers(resolved, 'web-server', [], 'frontend_web_weights') == [
         {'host': 'web-server-1', 'port': 80, 'weight': 1}, {'host': 'web-server-2', 'port': 80, 'weight': 1}]
-    assert upstream_servers(resolved, 'api-gateway') == [{'host': 'api-gateway', 'port': 3000, 'weight': 1}]
+    assert upstream_servers(resolved, 'api-gateway') == [{'host': 'api-gateway-1', 'port': 3000, 'weight': 1},
+                                                         {'host': 'api-gateway-2', 'port': 3000, 'weight': 1}]
     assert upstream_servers(resolved, 'grafana') == [{'host': 'grafana', 'port': 3000, 'weight': 1}]
     assert upstream_servers(default_model('offline'), 'grafana') == []
     with pytest.raises(AnsibleFilterError, match='^frontend_web_weights: 3 weights are given for 2 web-server'):

@@ -357,7 +357,7 @@ def test_the_default_topology_gives_checks_that_run():
         assert problems == []
         names = [check['name'] for check in checks]
         assert len(names) == len(set(names)), profile
-        assert 'api-gateway finds user-service by name' in names and 'system status' in names
+        assert 'api-gateway-1 finds user-service by name' in names and 'system status' in names
         assert sum(1 for check in checks if check['kind'] == 'container') == len(model['containers'])
 
 

@@ -65,11 +65,11 @@ def test_default_topology_expands_to_the_course_containers(topology):
     # Every image profile: the precheck runs before the profile is settled.
     names = [record['name'] for record in resolved(topology)['containers']]
     assert sorted(names) == sorted([
-        'api-gateway', 'cadvisor', 'elasticsearch', 'fluentd', 'grafana', 'kibana', 'load-balancer', 'log-collector',
-        'mongodb', 'mysql-db', 'mysqld-exporter', 'nginx-exporter', 'node-exporter', 'order-service',
-        'payment-service', 'prometheus', 'redis-cache', 'redis-exporter', 'user-service', 'web-server-1',
-        'web-server-2'])
-    assert len(names) == len(set(names)) == 21
+        'api-gateway-1', 'api-gateway-2', 'cadvisor', 'elasticsearch', 'fluentd', 'grafana', 'kibana',
+        'load-balancer', 'log-collector', 'mongodb', 'mysql-db', 'mysqld-exporter', 'nginx-exporter', 'node-exporter',
+        'order-service-1', 'order-service-2', 'payment-service-1', 'payment-service-2', 'prometheus', 'redis-cache',
+        'redis-exporter', 'user-service-1', 'user-service-2', 'web-server-1', 'web-server-2'])
+    assert len(names) == len(set(names)) == 25
 
 
 def test_default_topology_publishes_the_course_ports(topology):
@@ -272,8 +272,8 @@ def test_ipv4_address_used_twice(topology):
 
 
 def test_same_address_on_different_networks_is_fine(topology):
-    topology[2]['backend_services']['user-service']['networks'][0]['ipv4_address'] = 50
-    topology[2]['backend_services']['user-service']['networks'][1]['ipv4_address'] = 50
+    topology[2]['backend_services']['user-service']['networks'][0]['ipv4_address'] = [50]
+    topology[2]['backend_services']['user-service']['networks'][1]['ipv4_address'] = [50]
     topology[2]['frontend_services']['load-balancer']['networks'][0]['ipv4_address'] = 50
     assert errors_for(topology) == []
 

@@ -547,7 +547,7 @@ def test_each_profile_leaves_out_what_its_image_entries_say():
     assert OFFLINE_LEFT_OUT <= {r['component'] for r in upstream['containers']}
     every = default_model(None)
     assert every['skipped'] == []
-    assert len(every['containers']) == len(offline['containers']) + len(offline['skipped']) == 21
+    assert len(every['containers']) == len(offline['containers']) + len(offline['skipped']) == 25
 
 
 def test_the_default_web_servers_and_their_load_balancer():
@@ -638,10 +638,11 @@ def test_flows_follow_every_port_variable(moved):
 
 def test_scrape_targets_follow_every_port_variable(moved):
     jobs = {job['job']: job['targets'] for job in topology.scrape_jobs(default_model('upstream', defaults=moved))}
-    assert jobs['api-gateway'] == ['api-gateway:4000']
-    assert jobs['user-service'] == ['user-service:4001']
-    assert jobs['order-service'] == ['order-service:4002']
-    assert jobs['payment-service'] == ['payment-service:4003']
+    # every replica is a target (two by default)
+    assert jobs['api-gateway'] == ['api-gateway-1:4000', 'api-gateway-2:4000']
+    assert jobs['user-service'] == ['user-service-1:4001', 'user-service-2:4001']
+    assert jobs['order-service'] == ['order-service-1:4002', 'order-service-2:4002']
+    assert jobs['payment-service'] == ['payment-service-1:4003', 'payment-service-2:4003']
     assert jobs['prometheus'] == ['prometheus:9191']
     assert old_ports_in(jobs) == set()
 
@@ -669,14 +670,15 @@ def test_grafana_and_prometheus_listen_where_their_variables_say(moved):
     assert [(p['host_port'], p['container_port']) for p in prometheus['ports']] == [(9191, 9191)]
     assert '--web.listen-address=:9191' in prometheus['command']
     assert old_ports_in([prometheus['healthcheck']['test'], prometheus['command']]) == set()
-    gateway = record(model, 'api-gateway')
+    gateway = record(model, 'api-gateway-1')
     assert gateway['env']['PORT'] == '4000' and gateway['env']['USER_SERVICE_URL'] == 'http://user-service:4001'
     assert old_ports_in(gateway['env']) == set()
 
 
 def test_the_load_balancer_upstreams_follow_every_port_variable(moved):
     model = default_model('upstream', defaults=moved)
-    assert upstream_servers(model, 'api-gateway') == [{'host': 'api-gateway', 'port': 4000, 'weight': 1}]
+    assert upstream_servers(model, 'api-gateway') == [{'host': 'api-gateway-1', 'port': 4000, 'weight': 1},
+                                                      {'host': 'api-gateway-2', 'port': 4000, 'weight': 1}]
     assert upstream_servers(model, 'grafana') == [{'host': 'grafana', 'port': 3300, 'weight': 1}]
     assert upstream_servers(model, 'web-server') == [{'host': 'web-server-1', 'port': 80, 'weight': 1},
                                                      {'host': 'web-server-2', 'port': 80, 'weight': 1}]
@@ -687,7 +689,8 @@ def test_the_unchanged_defaults_still_use_the_course_ports():
     # The test above can fail: without the extra variables, the old ports are there.
     model = default_model('upstream')
     assert old_ports_in(topology.flows(model)) == OLD_PORTS
-    assert upstream_servers(model, 'api-gateway') == [{'host': 'api-gateway', 'port': 3000, 'weight': 1}]
+    assert upstream_servers(model, 'api-gateway') == [{'host': 'api-gateway-1', 'port': 3000, 'weight': 1},
+                                                      {'host': 'api-gateway-2', 'port': 3000, 'weight': 1}]
 
 
 def _addresses(model):
@@ -715,6 +718,8 @@ def test_replicas_past_the_course_addresses_take_dynamic_ones():
     addresses = _addresses(default_model('offline', defaults=defaults))
     assert addresses['user-service-1'] == {'backend': '172.21.0.11', 'database': '172.22.0.21'}
     assert addresses['user-service-2'] == {} and addresses['user-service-3'] == {}
+    # two by default: the second one is dynamic too
+    assert _addresses(default_model('offline'))['user-service-2'] == {}
     assert [addresses[f'web-server-{n}'] for n in (1, 2, 3)] == [
         {'frontend': '172.20.0.11'}, {'frontend': '172.20.0.12'}, {}]
     assert validate_topology(defaults['networks'], defaults['volumes'], defaults['services']) == []
@@ -737,7 +742,7 @@ def test_a_host_number_on_a_bad_subnet_resolves_without_it_and_validation_names_
     # The roles' argument specs resolve the model before the precheck reports: it must not fail there.
     defaults = copy.deepcopy(DEFAULTS)
     defaults['networks']['backend']['subnet'] = subnet
-    gateway = next(rec for rec in default_model('offline', defaults=defaults)['containers'] if rec['name'] == 'api-gateway')
+    gateway = next(rec for rec in default_model('offline', defaults=defaults)['containers'] if rec['name'] == 'api-gateway-1')
     assert [net.get('ipv4_address') for net in gateway['networks']] == ['172.20.0.20', None]
     errors = validate_topology(defaults['networks'], defaults['volumes'], defaults['services'])
     assert any(error['variable'].startswith("stack_networks['backend']") for error in errors), errors

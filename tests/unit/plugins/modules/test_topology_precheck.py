@@ -125,7 +125,7 @@ def test_containers_are_listed_by_variable_then_replica(capsys, topology):
     assert containers[position:position + 3] == ['user-service-1', 'user-service-2', 'user-service-3']
     assert 'user-service' not in containers
     # backend_services comes before frontend_services, whatever the start order says.
-    assert containers.index('api-gateway') < containers.index('web-server-1') < containers.index('web-server-2')
+    assert containers.index('api-gateway-1') < containers.index('web-server-1') < containers.index('web-server-2')
 
 
 def test_failure_message_lists_every_problem(capsys, topology):

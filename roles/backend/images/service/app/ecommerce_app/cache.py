@@ -7,10 +7,11 @@ every request a connect attempt) and /health reports the cache as the error it i
 No stale read after an outage. An invalidation that fails (Redis down while a row is
 written) is recorded in the service's database (a ``ledger``: any replica can read it)
 and the cache is marked for a sweep. A replica sweeps (deletes every recorded key, then
-forgets them) before it reads from the cache again when: it saw Redis fail itself, Redis
-restarted (a new connection finds another ``run_id``: every replica notices, even one
-that had no request during the outage), or it just started. Until a sweep succeeds,
-reads go to the database.
+forgets them) before it reads from the cache again when: it saw Redis fail itself, it
+opened a new connection to Redis (after an outage every replica reconnects, even one that
+had no request meanwhile; a read that reconnected is not trusted), or it just started.
+Until a sweep succeeds, reads go to the database. No Redis permission beyond the cache's
+own commands is needed.
 """
 
 from __future__ import annotations
@@ -38,18 +39,12 @@ class Ledger(Protocol):
     async def forget(self, keys: List[str]) -> None: ...
 
 
-def _run_id(info) -> str:
-    text = info.decode() if isinstance(info, (bytes, bytearray)) else str(info)
-    for line in text.splitlines():
-        if line.startswith("run_id:"):
-            return line.split(":", 1)[1].strip()
-    return ""
-
-
-def _reporting_run_id(report: Callable[[str], None]):
-    """A redis_connect_func: the usual handshake, then the server's run_id to ``report`` (a
-    restarted Redis has a new one, and may hold entries whose invalidation failed while it
-    was down). redis-py 4.3 (Debian) names the handshake on_connect, 5+ on_connect_check_health."""
+def _flagging_new_connections(flag: Callable[[], None]):
+    """A redis_connect_func: the usual handshake, then ``flag()``. A new connection is a
+    reconnection after an outage (or a restarted Redis, which may hold entries whose
+    invalidation failed meanwhile) or the pool growing: either way one sweep, one query on
+    a table that is empty but after a failure, makes the cache safe to read.
+    redis-py 4.3 (Debian) names the handshake on_connect, 5+ on_connect_check_health."""
 
     async def on_connect(connection) -> None:
         handshake = getattr(connection, "on_connect_check_health", None)
@@ -57,8 +52,7 @@ def _reporting_run_id(report: Callable[[str], None]):
             await handshake(check_health=True)
         else:
             await connection.on_connect()
-        await connection.send_command("INFO", "server")
-        report(_run_id(await connection.read_response()))
+        flag()
 
     return on_connect
 
@@ -68,7 +62,6 @@ class Cache:
         self.config = config
         self.ledger = ledger
         self.needs_sweep = ledger is not None
-        self.run_id: Optional[str] = None
         self._sweep_lock = asyncio.Lock()
         self.logger = logger
         self.prefix = prefix
@@ -81,16 +74,13 @@ class Cache:
             host=config.redis_host, port=config.redis_port, db=config.redis_db,
             username=config.redis_user or None, password=config.redis_password or None,
             socket_timeout=1.0, socket_connect_timeout=1.0, max_connections=64, timeout=1.0,
-            redis_connect_func=_reporting_run_id(self._seen_run_id))
+            redis_connect_func=_flagging_new_connections(self._connected))
         self.client = aioredis.Redis(connection_pool=pool)
         self._failed_at = 0.0
         self.last_error = ""
 
-    def _seen_run_id(self, run_id: str) -> None:
-        if self.run_id is not None and run_id != self.run_id:
-            self.logger.warning("cache restarted: sweeping invalidations that failed meanwhile")
-            self.needs_sweep = self.ledger is not None
-        self.run_id = run_id
+    def _connected(self) -> None:
+        self.needs_sweep = self.ledger is not None
 
     async def sweep(self) -> bool:
         """Delete the keys whose invalidation failed; True when the cache may be read again."""
@@ -139,7 +129,7 @@ class Cache:
         except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
             self._failed("get", exc)
             return None
-        if self.needs_sweep:  # this read reconnected to a restarted Redis: not to be trusted
+        if self.needs_sweep:  # this read reconnected (or another one failed): not to be trusted
             await self.sweep()
             return None
         return value
