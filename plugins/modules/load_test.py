@@ -128,7 +128,7 @@ options:
   retry_after_max:
     description:
       - How often a request with an Idempotency-Key that is answered 503 with C(Retry-After) is sent again, with the
-        same key, after the delay it asks for (at most 2 s): what a well-behaved client does while the database
+        same key, after the delay it asks for (at most 2 s), as a well-behaved client does while the database
         restarts. The answer that ends the retries is the one counted.
       - 0 sends nothing twice (every such answer counts as failed).
     type: int
