@@ -49,6 +49,10 @@ echo
 echo "bench: request path (wrk from a client container on the lab's networks)"
 bench/request_path.sh | tee -a "$log"
 
+echo
+echo "bench: faults under load, the default lab beside a one-replica deploy (the control)"
+python3 bench/faults.py "$inv" | tee -a "$log"
+
 playbook playbooks/teardown.yml -e purge=true >>"$log" 2>&1
 
 ratio() { calc "$1 / $2"; }

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: load_test
 short_description: Send the course's load test to the lab and report throughput, latency, failures and spread
-version_added: 0.3.0
+version_added: 0.4.0
 description:
   - >-
     Sends HTTP/1.1 requests from the target host to O(url) with O(concurrency) workers (one kept-alive connection

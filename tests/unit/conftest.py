@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import subprocess
+import socket
 import sys
 import tempfile
 
@@ -82,3 +83,13 @@ def default_model(profile='offline', defaults=None, **overrides):
 def topology():
     """The course's default topology as (networks, volumes, services_by_var); a fresh deep copy per test."""
     return copy.deepcopy(DEFAULT_NETWORKS), copy.deepcopy(DEFAULT_VOLUMES), copy.deepcopy(DEFAULT_SERVICES)
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on (bound, then closed)."""
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

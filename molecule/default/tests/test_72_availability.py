@@ -141,6 +141,24 @@ def test_a_rolling_update_of_every_app_service_under_load(client):
     assert rc == 0 and recap_changed(out) == 0, out[-3000:]
 
 
+def test_scaling_a_service_up_and_down_under_load_touches_nothing_else(client):
+    others = [c.name for component in APP_SERVICES for c in component_containers(client, component)]
+    before = started(client, others)
+    with Load() as up:
+        rc, out = run_playbook("site.yml", "-e", "order_service_replicas=3")
+        assert rc == 0, out[-3000:]
+    assert_no_failed_request(up, "order-service scaled from 2 to 3")
+    assert [c.name for c in component_containers(client, "order-service")] == [
+        "order-service-1", "order-service-2", "order-service-3"]
+    assert started(client, others) == before  # the new replica was added, nothing else restarted
+    with Load() as down:
+        rc, out = run_playbook("site.yml")
+        assert rc == 0, out[-3000:]
+    assert_no_failed_request(down, "order-service scaled from 3 back to 2")
+    assert [c.name for c in component_containers(client, "order-service")] == ["order-service-1", "order-service-2"]
+    assert started(client, others) == before
+
+
 def _api(method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(URL + "/api" + path, data=data, method=method,

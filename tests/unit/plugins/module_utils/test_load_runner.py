@@ -204,15 +204,6 @@ def lab():
     server.server_close()
 
 
-@pytest.fixture
-def closed_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def assert_consistent(result):
     """The counts add up, however the run went."""
     transport = sum(n for kind, n in result['errors'].items() if not kind.startswith('status_'))

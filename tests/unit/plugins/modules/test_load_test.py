@@ -18,7 +18,7 @@ from ansible_collections.dockerlab.ecommerce.plugins.modules import load_test
 from test_topology_precheck import module_side  # noqa: F401  pylint: disable=unused-import
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'module_utils'))
-from test_load_runner import closed_port, lab  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+from test_load_runner import lab  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 
 def run_module(capsys, args):

@@ -42,15 +42,6 @@ def web():
     server.server_close()
 
 
-@pytest.fixture
-def closed_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def run_module(capsys, args):
     with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
         stack_health.main()
