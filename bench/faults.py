@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) dockerlab.ecommerce contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -11,7 +10,7 @@ For each fault: requests sent, failed (by kind), p99 of the run around the fault
 time from the fault until every container of the stack is healthy again. The load is the
 load_test module's engine (plugins/module_utils/_load), eight clients through :8080.
 
-    bench/faults.py [inventory]      (bench/inventory by default; the bench stack must be up)
+    python3 bench/faults.py [inventory]   (bench/inventory by default)
 """
 
 from __future__ import annotations

@@ -22,8 +22,11 @@ def jobs(rendered):
 
 def test_offline_prometheus_scrapes_every_service_and_exporter(rendered_offline):
     assert jobs(rendered_offline) == {
-        "prometheus": ["prometheus:9090"], "api-gateway": ["api-gateway:3000"], "user-service": ["user-service:3001"],
-        "order-service": ["order-service:3002"], "payment-service": ["payment-service:3003"],
+        # every replica is a target (two of the gateway and of each service by default)
+        "prometheus": ["prometheus:9090"], "api-gateway": ["api-gateway-1:3000", "api-gateway-2:3000"],
+        "user-service": ["user-service-1:3001", "user-service-2:3001"],
+        "order-service": ["order-service-1:3002", "order-service-2:3002"],
+        "payment-service": ["payment-service-1:3003", "payment-service-2:3003"],
         "nginx": ["nginx-exporter:9113"], "mysql": ["mysqld-exporter:9104"], "redis": ["redis-exporter:9121"],
         "node": ["node-exporter:9100"]}
     config = prometheus_config(rendered_offline)
@@ -36,7 +39,8 @@ def test_upstream_prometheus_also_scrapes_cadvisor(rendered_upstream):
 
 
 def test_validate_counts_every_target(rendered_offline, rendered_upstream):
-    for rendered, count in ((rendered_offline, "9"), (rendered_upstream, "10")):
+    # 9 jobs offline (10 upstream: cAdvisor), four of them with two targets
+    for rendered, count in ((rendered_offline, "13"), (rendered_upstream, "14")):
         variables = json.loads((rendered / "variables.json").read_text())
         up = [check for check in variables["monitoring_validate_checks"] if "every scrape target" in check["label"]]
         assert up[0]["json"]["data.result.0.value.1"] == count

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from .endpoints import Resolver, ResolverHook, Upstream
 from .http_errors import ApiError
+from .idempotency import IDEMPOTENCY_HEADER
 from .logs import utc_iso
 from .middleware import DRAINING_HEADER, REQUEST_ID_HEADER, request_id_of
 
@@ -39,9 +40,9 @@ HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Trailers",
     "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "X-Request-ID"))
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE"))
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_STATUSES = frozenset((502, 503))
 MAX_ATTEMPTS = 3
+
 
 class Gateway:
     def __init__(self, app: web.Application, resolver: Resolver):

@@ -156,6 +156,7 @@ async def create_order(request: web.Request) -> web.Response:
     except pymysql.err.IntegrityError as exc:
         if key is None or duplicate_key(exc) != "uq_orders_idempotency_key":
             raise
+
         # the same request again (a retry): answer the order it created
         def select(cursor):
             cursor.execute("SELECT id, request_hash FROM orders WHERE idempotency_key = %s", (key,))
