@@ -99,7 +99,9 @@ def rollout_steps(model, records, create, host_containers=None):
     single-instance containers], 'reload_after': [{name, reload}]}`` (create in start
     order within the slot): the containers (any tier) whose ``reload`` says
     ``resolves_at_reload`` (nginx resolves its upstream names only then) and whose edges lead
-    to a component of the step, reloaded after it to reach the replaced containers' addresses."""
+    to a component of the step, reloaded after it to reach the replaced containers' addresses
+    (none after a step that removed containers: a config naming them would be refused). The
+    last step, that only removes (``slot`` None), comes after the tier's config reloads."""
     existing = _existing(host_containers)
     components = {record['component'] for record in records}
     wanted = {args['name'] for args in create}
@@ -123,10 +125,12 @@ def rollout_steps(model, records, create, host_containers=None):
             'remove': remove,
             # single instances that run now: replacing one leaves a gap the deploy reports
             'single': [record['name'] for record, _args in pairs if record['replicas'] == 1 and record['name'] in existing],
-            'reload_after': [{'name': other['name'], 'reload': other['reload']}
-                             for other in model['containers']
-                             if (other['reload'] or {}).get('resolves_at_reload') and other['component'] not in step_components
-                             and any(edge['service'] in step_components for edge in other['connects_to'])],
+            # not after a step that removed a container: the dependent's config may still name it
+            # (nginx -t fails on a name that no longer resolves); its own tier renders it anew
+            'reload_after': [] if remove else [
+                {'name': other['name'], 'reload': other['reload']} for other in model['containers']
+                if (other['reload'] or {}).get('resolves_at_reload') and other['component'] not in step_components
+                and any(edge['service'] in step_components for edge in other['connects_to'])],
         }
         (conflicted if remove else steps).append(step)
     steps.extend(conflicted)

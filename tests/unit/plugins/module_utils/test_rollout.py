@@ -57,6 +57,10 @@ def test_scaling_up_from_one_first_adds_the_new_replica_then_replaces_the_old_na
     assert steps[0][0] == 2 and 'user-service-2' in steps[0][1] and steps[0][2] == []
     assert steps[1][0] == 1 and 'user-service-1' in steps[1][1] and steps[1][2] == ['user-service']
     assert len(steps) == 2
+    # the load balancer is reloaded after the step that only adds, not after the one that removes
+    # (its config may still name the removed container: nginx -t would refuse it)
+    plan = containers_target(_with_replicas(user_service=2), 'backend', host_containers=host)['steps']
+    assert [bool(step['reload_after']) for step in plan] == [True, False]
 
 
 def test_scaling_down_to_one_replaces_the_first_replica_then_removes_the_rest():
