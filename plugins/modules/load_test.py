@@ -26,8 +26,10 @@ description:
     A request fails when its status is not one of its C(expect) statuses (counted as C(status_<code>)) or
     when no whole answer came: C(connect_refused), C(connect_timeout), C(read_timeout), C(reset), C(closed)
     (the server closed the connection before answering) or C(other:<ExceptionClass>). The load test retries
-    nothing (a POST is never sent twice); only a GET or HEAD that finds a kept-alive connection already closed by
-    the server is sent once more on a new connection, as HTTP clients do (counted in RV(stale_retries)).
+    nothing (a POST without an Idempotency-Key is never sent twice); only a GET or HEAD, or a request with
+    O(mix[].idempotency_key), that finds a kept-alive connection already closed by the server (as nginx closes
+    idle ones when it reloads) is sent once more on a new connection, as HTTP clients do (counted in
+    RV(stale_retries)).
   - >-
     With O(sample_stats), the CPU and memory of the stack's containers (label C(dockerlab.stack=<stack_name>))
     are sampled every O(stats_interval) seconds during the load, like C(docker stats).
@@ -242,7 +244,7 @@ unfinished:
   type: int
   sample: 0
 stale_retries:
-  description: GETs sent once more because the server had closed their kept-alive connection before answering.
+  description: GETs (and requests with an Idempotency-Key) sent once more because the server had closed their kept-alive connection before answering.
   returned: always
   type: int
   sample: 0

@@ -729,9 +729,12 @@ async def _send(run, conn, entry):
             try:
                 response = await conn.request(entry.method, target, headers, body, config.timeout_s)
             except TransportError as exc:
-                if not (exc.stale and entry.method in IDEMPOTENT_METHODS):
+                # a kept-alive connection the server had closed (nginx closes idle ones when it
+                # reloads): once more, anew, for a request that may be sent twice (idempotent,
+                # or deduplicated by its Idempotency-Key), as an HTTP client does
+                if not (exc.stale and (entry.method in IDEMPOTENT_METHODS or entry.idempotency_key)):
                     raise
-                run.stale_retries += 1          # a kept-alive connection the server had closed: once more, anew
+                run.stale_retries += 1
                 response = await conn.request(entry.method, target, headers, body, config.timeout_s)
             delay = _retry_after(response)
             if response.status != 503 or delay is None or retries_left <= 0 or entry.accepts(503):
