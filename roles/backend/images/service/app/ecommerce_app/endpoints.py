@@ -86,10 +86,6 @@ class Upstream:
         self._ejected[address] = time.monotonic() + seconds
         return fresh
 
-    def ejected(self) -> List[str]:
-        now = time.monotonic()
-        return sorted(a for a, until in self._ejected.items() if until > now)
-
     def target(self, address: str, raw_path: str, raw_query: str) -> URL:
         host = f"[{address}]" if ":" in address else address
         url = f"{self.scheme}://{host}:{self.port}{self.base_path}{raw_path}"
