@@ -17,12 +17,13 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.targ
 
 def stack_model(services_by_var, networks, volumes, images=None, refs=None, profile=None, stack_name='ecommerce',
                 config_dir='/opt/dockerlab/ecommerce', healthcheck=None, container_log=None, entrypoint=None,
-                left_out=None):
+                left_out=None, security=None, resources=None):
     """The resolved topology (see module_utils/_topology/model.py): one record per container."""
     try:
         return topology.resolve(services_by_var, networks, volumes, images=images, refs=refs, profile=profile,
                                 stack_name=stack_name, config_dir=config_dir, healthcheck_defaults=healthcheck,
-                                container_log=container_log, entrypoint=entrypoint, left_out=left_out)
+                                container_log=container_log, entrypoint=entrypoint, left_out=left_out,
+                                security_defaults=security, resources_overrides=resources)
     except topology.TopologyError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

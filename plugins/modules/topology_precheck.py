@@ -65,6 +65,20 @@ options:
         checked; the services are then resolved into the model (every image profile) for the host checks.
     type: dict
     default: {}
+  resources:
+    description:
+      - Resource limits by service key (C(stack_resources)), laid over each service's C(resources).
+      - Each of C(memory), C(memory_reservation), C(cpus) and C(pids) must be a valid value, and none may be below
+        the service's C(resources_minimum) (what it needs to start, with C(why)); a reservation above the memory
+        limit is refused too. The message names C(stack_resources[<key>].<name>), the minimum and the reason.
+    type: dict
+    default: {}
+  security:
+    description:
+      - The stack's hardening (C(stack_security)), laid under each service's C(security).
+      - A service declared C(non_root) needs a C(user) other than root; a C(tmpfs) path must be absolute.
+    type: dict
+    default: {}
   networks_var:
     description: Name of the networks variable, used in error messages.
     type: str
@@ -174,6 +188,8 @@ checked:
     - ipv4_addresses
     - host_ports
     - volume_references
+    - resources
+    - hardening
     - model
     - docker_network_subnets
     - host_port_availability
@@ -294,6 +310,8 @@ def run_module():
         'networks_var': {'type': 'str', 'default': 'stack_networks'},
         'volumes_var': {'type': 'str', 'default': 'stack_volumes'},
         'check_host': {'type': 'bool', 'default': True},
+        'resources': {'type': 'dict', 'default': {}},
+        'security': {'type': 'dict', 'default': {}},
         **DOCKER_COMMON_ARGS,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -304,13 +322,15 @@ def run_module():
     services = params['services']
 
     errors = validate_topology(networks, volumes, services,
-                               networks_var=params['networks_var'], volumes_var=params['volumes_var'])
+                               networks_var=params['networks_var'], volumes_var=params['volumes_var'],
+                               resources=params['resources'], security=params['security'])
     checked = list(TOPOLOGY_CHECKS)
     # Sound data resolves into the model (every profile: the profile is not settled yet).
     model = {'containers': []}
     if not errors:
         try:
-            model = resolve(services, networks, volumes, images=params['images'])
+            model = resolve(services, networks, volumes, images=params['images'],
+                            security_defaults=params['security'], resources_overrides=params['resources'])
         except TopologyError as exc:
             variable, _sep, message = str(exc).partition(': ')
             errors.append({'variable': variable, 'message': message})

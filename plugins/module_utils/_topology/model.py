@@ -26,7 +26,9 @@ resolve() returns ``{'profile', 'containers', 'skipped', 'files', 'checks', 'dis
     mounts       [{type: volume|bind, source, target, read_only, optional?}] (config files, dirs, secrets
                  included; optional: a host path the target leaves out where the host lacks it)
     healthcheck  Docker's healthcheck (stack defaults laid under the service's), or None
-    resources    {memory, memory_reservation, cpus, pids} where the service sets them
+    resources    {memory, memory_reservation, cpus, pids} where the service (or stack_resources) sets them
+    security     {cap_drop, cap_add, capabilities (name: why), no_new_privileges, read_only, tmpfs (path:
+                 options), non_root, why}: the service's hardening over the stack's (hardening.py)
     reload       {check, command} for services that reload their config in place, or None
     log          {driver, options}: how Docker ships its output
     order        start order (lower first)
@@ -53,6 +55,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import resources_of, security_of
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.values import resolve_address
 
 # The image profiles a component runs in unless its image entry says otherwise.
@@ -64,7 +67,6 @@ DEFAULT_PROTOCOL = 'tcp'
 DEFAULT_ORDER = 50
 DEFAULT_METRICS_PATH = '/metrics'
 DEFAULT_LOG = {'driver': 'json-file', 'options': {}}
-RESOURCE_KEYS = ('memory', 'memory_reservation', 'cpus', 'pids')
 SERVICES_SUFFIX = '_services'
 
 _INT_RE = re.compile(r'^[+-]?[0-9]+$')
@@ -362,7 +364,7 @@ def _image(key, service, images, refs, profile, where):
 
 def resolve(services_by_var, networks, volumes=None, images=None, refs=None, profile=None, stack_name='ecommerce',
             config_dir='/opt/dockerlab/ecommerce', healthcheck_defaults=None, container_log=None, entrypoint=None,
-            left_out=None):
+            left_out=None, security_defaults=None, resources_overrides=None):
     """Resolve the tiers' services into container records (see the module's docstring).
 
     ``services_by_var``: ``{'<tier>_services': {key: service}}``, in the tiers' order.
@@ -372,6 +374,9 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
     ``entrypoint``: the stack's URL (the load balancer's), which a ``validate`` check's ``path`` is under.
     ``left_out``: image component to the reason the images role left it out (a silent source,
     ``images_left_out``); its services are skipped with that reason.
+    ``security_defaults``: the stack's hardening (``stack_security``) laid under each service's
+    ``security``; ``resources_overrides``: ``stack_resources``, by component, laid over each
+    service's ``resources`` (see hardening.py).
     Raises TopologyError on data that validation (validate_topology) would have refused.
     """
     if profile is not None and profile not in PROFILES:
@@ -411,8 +416,8 @@ def resolve(services_by_var, networks, volumes=None, images=None, refs=None, pro
                 'ports': _published(service),
                 'mounts': _mounts(key, service, volumes, config_dir, where, key),
                 'healthcheck': dict(healthcheck_defaults or {}, **healthcheck) if healthcheck else None,
-                'resources': {k: service['resources'][k] for k in RESOURCE_KEYS
-                              if k in (service.get('resources') or {})},
+                'resources': resources_of(key, service, resources_overrides),
+                'security': security_of(service, security_defaults),
                 'reload': service.get('reload') or None,
                 'log': {'driver': log.get('driver') or 'json-file',
                         'options': {str(k): str(v) for k, v in (log.get('options') or {}).items()}},

@@ -11,7 +11,10 @@ one, without touching the model.
 
 from __future__ import annotations
 
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import NO_NEW_PRIVILEGES
+
 CONFIG_HASH_LABEL = 'dockerlab.config-hash'
+LIMIT_OPTIONS = ('name', 'memory', 'memory_swap', 'memory_reservation', 'cpus', 'pids_limit')
 
 
 def published_port_spec(port):
@@ -42,6 +45,7 @@ def docker_container_args(record, config_hash=None, missing_paths=()):
     if config_hash and not record['reload']:
         labels[CONFIG_HASH_LABEL] = config_hash
     resources = record['resources']
+    security = record['security']
     args = {
         'name': record['name'],
         'image': record['image'],
@@ -60,9 +64,17 @@ def docker_container_args(record, config_hash=None, missing_paths=()):
         'log_driver': record['log']['driver'],
         'log_options': record['log']['options'],
         'memory': resources.get('memory'),
+        # no swap beyond the limit: the limit is what the container gets, and Docker's default
+        # (swap = twice the memory) would make a later in-place raise of memory fail
+        'memory_swap': resources.get('memory'),
         'memory_reservation': resources.get('memory_reservation'),
         'cpus': resources.get('cpus'),
         'pids_limit': resources.get('pids'),
+        'cap_drop': security['cap_drop'],
+        'capabilities': security['cap_add'],
+        'security_opts': [NO_NEW_PRIVILEGES] if security['no_new_privileges'] else [],
+        'read_only': security['read_only'],
+        'tmpfs': [f'{path}:{options}' if options else path for path, options in security['tmpfs'].items()],
     }
     return args
 
@@ -144,7 +156,7 @@ def containers_target(model, tier=None, components=None, exclude=None, config_ha
     """The containers target for one tier (or every tier): ``{'create': [...], 'skipped': [...],
     'wait': [...], 'left_out_mounts': [...]}``. ``create`` holds docker_container's arguments per
     container, in start order, each with ``component`` and ``reload`` for the deploy's reload
-    step; ``wait`` names the containers with a healthcheck. ``components``/``exclude`` pick part
+    step, and ``limits``, its limits for container_limits; ``wait`` names the containers with a healthcheck. ``components``/``exclude`` pick part
     of a tier (a tier that deploys in several passes). ``missing_paths``: host paths the Docker
     host lacks; the optional mounts of them are left out and listed in ``left_out_mounts``."""
     def wanted(entry):
@@ -157,6 +169,9 @@ def containers_target(model, tier=None, components=None, exclude=None, config_ha
     missing_paths = set(missing_paths or ())
     create = [dict(docker_container_args(record, config_hashes.get(record['component']), missing_paths),
                    component=record['component'], reload=record['reload']) for record in records]
+    for args in create:
+        # what container_limits changes in place before docker_container runs
+        args['limits'] = {key: args[key] for key in LIMIT_OPTIONS}
     return {
         'create': create,
         'steps': rollout_steps(model, records, create, host_containers),

@@ -32,6 +32,10 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.valu
     parse_subnet,
     show,
 )
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import (
+    check_resources,
+    check_security,
+)
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import (
     DEFAULT_BIND_ADDRESS,
     DEFAULT_PROTOCOL,
@@ -59,6 +63,8 @@ TOPOLOGY_CHECKS = (
     'ipv4_addresses',
     'host_ports',
     'volume_references',
+    'resources',
+    'hardening',
 )
 
 
@@ -199,6 +205,8 @@ class _State:
         self.container_names = {}   # name -> (service path, description)
         self.addresses = {}         # (network key, address) -> variable path
         self.ports = []             # (bind address, port, protocol, variable path)
+        self.resources = {}         # stack_resources
+        self.security = {}          # stack_security
 
 
 def _check_service(var, key, service, state, errors):
@@ -273,6 +281,8 @@ def _check_service(var, key, service, state, errors):
     _check_service_networks(path, service, replicas, state, errors)
     _check_service_ports(path, service, replicas, state, errors)
     _check_service_volumes(path, service, state, errors)
+    check_resources(key, service, path, state.resources, errors)
+    check_security(key, service, path, state.security, errors)
 
 
 def _check_service_networks(path, service, replicas, state, errors):
@@ -541,19 +551,22 @@ def _check_service_volumes(path, service, state, errors):
 
 
 def validate_topology(networks, volumes, services_by_var,
-                      networks_var=DEFAULT_NETWORKS_VAR, volumes_var=DEFAULT_VOLUMES_VAR):
+                      networks_var=DEFAULT_NETWORKS_VAR, volumes_var=DEFAULT_VOLUMES_VAR, resources=None, security=None):
     """Check the topology data without looking at any host.
 
     ``networks`` is ``stack_networks`` (key -> {name, subnet, internal, gateway?}),
     ``volumes`` is ``stack_volumes`` (key -> volume name) and ``services_by_var`` maps each
     services variable name to its dict.  ``networks_var`` and ``volumes_var`` are the
-    variable names used in messages.  Returns a list of ``{'variable', 'message'}`` dicts,
+    variable names used in messages; ``resources`` (``stack_resources``) and ``security``
+    (``stack_security``) are laid over and under each service's own (hardening.py).  Returns a list of ``{'variable', 'message'}`` dicts,
     empty when the topology is sound.
     """
     errors = Errors()
     network_info = _check_networks(networks, networks_var, errors)
     volume_keys = _check_volumes(volumes, volumes_var, errors)
     state = _State(networks_var, volumes_var, network_info, volume_keys)
+    state.resources = resources if isinstance(resources, Mapping) else {}
+    state.security = security if isinstance(security, Mapping) else {}
 
     if services_by_var is None:
         return list(errors)
