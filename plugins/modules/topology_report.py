@@ -18,7 +18,10 @@ description:
     is inspected.
   - "Compares them with the declared topology and reports violations: missing or unexpected networks and
     containers, containers not running, missing or extra network attachments, unexpected or missing published
-    ports, a port bound to all interfaces that is declared local, missing volumes, flows naming unknown services."
+    ports, a port bound to all interfaces that is declared local, missing volumes, flows naming unknown services,
+    and a container below its declared hardening (C(below_hardening): capabilities beyond the declared, cap_drop
+    ALL, no-new-privileges, read-only root, root user, privileged, or a memory, CPU or pids limit missing or above
+    the declared)."
   - With O(probe_reachability=true) it builds a reachability matrix by connecting from inside each running
     container to the C(expose) ports (and the O(flows) ports) of the other containers, and compares it with
     O(flows).
@@ -52,6 +55,13 @@ options:
         C(containers) (one record per container, replicas included), C(skipped), C(files) and C(checks).
       - Uses the C(name), C(component), C(variable), C(image), C(networks), C(ports) and C(expose) of each
         container record.
+    type: dict
+    default: {}
+  security:
+    description:
+      - The stack's hardening (O(security=stack_security)). A container that carries the stack's label but that no
+        service declares (one started by hand) is held to it, and to having a memory limit.
+      - A declared container is held to its record's C(security) and C(resources).
     type: dict
     default: {}
   networks:
@@ -162,7 +172,8 @@ report:
       internal, subnets, gateways, members with container, ipv4_address and aliases), C(containers) (name, service,
       declared, present, state, running, exit_code, health, restart_count, image, networks with name, key,
       ipv4_address and aliases, ports with container_port, protocol, host_ip and host_port, mounts with type,
-      source, destination and read_only), C(volumes) (name, key, declared, present, driver, mounted_by), C(flows),
+      source, destination and read_only, hardening with user, runs_as_root, cap_add, cap_drop, no_new_privileges,
+      read_only, privileged and limits (memory, memory_reservation, cpus, pids)), C(volumes) (name, key, declared, present, driver, mounted_by), C(flows),
       C(reachability) (null, or timeout, cells with from, from_service, to, to_service, port, expected, observed,
       via, violation, and skipped), C(violations) and C(summary) (networks, containers, running, violations)."
   returned: always
@@ -177,7 +188,7 @@ violations:
     - "C(kind) is one of: missing_network, network_mismatch, unexpected_network, missing_container,
       container_not_running, unexpected_container, missing_attachment, extra_attachment, unexpected_port,
       missing_port, port_bound_to_all_interfaces, port_bind_mismatch, missing_volume, invalid_flow,
-      unexpected_flow, unreachable_allowed."
+      unexpected_flow, unreachable_allowed, below_hardening."
   returned: always
   type: list
   elements: dict
@@ -258,6 +269,7 @@ def run_module():
     argument_spec = {
         'stack_name': {'type': 'str', 'default': 'ecommerce'},
         'topology': {'type': 'dict', 'default': {}},
+        'security': {'type': 'dict', 'default': {}},
         'networks': {'type': 'dict', 'default': {}},
         'volumes': {'type': 'dict', 'default': {}},
         'flows': {'type': 'list', 'elements': 'dict', 'default': []},
@@ -294,7 +306,7 @@ def run_module():
                      volume_names=[str(v) for v in params['volumes'].values()],
                      workers=params['workers'])
         report = build_report(raw, params['stack_name'], records, params['networks'], params['volumes'],
-                              params['flows'], params['secrets_dir'])
+                              params['flows'], params['secrets_dir'], params['security'])
         if params['probe_reachability']:
             matrix = probe_reachability(client, report['containers'], records, params['flows'],
                                         timeout=params['connect_timeout'], workers=params['workers'])

@@ -74,7 +74,8 @@ def default_model(profile='offline', defaults=None, **overrides):
     defaults = DEFAULTS if defaults is None else defaults
     arguments = {'images': defaults['images'], 'profile': profile, 'stack_name': defaults['stack_name'],
                  'healthcheck_defaults': defaults['healthcheck'], 'container_log': defaults['container_log'],
-                 'entrypoint': 'http://127.0.0.1:8080'}
+                 'entrypoint': 'http://127.0.0.1:8080', 'security_defaults': defaults.get('security'),
+                 'resources_overrides': defaults.get('resources')}
     arguments.update(overrides)
     return resolve(copy.deepcopy(defaults['services']), defaults['networks'], defaults['volumes'], **arguments)
 

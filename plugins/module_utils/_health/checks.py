@@ -39,6 +39,10 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.protoc
     parse_redis_replies,
     redis_command,
 )
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import (
+    actual_hardening,
+    hardening_problems,
+)
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._health.spec import (
     CheckError,
     failed,
@@ -62,6 +66,15 @@ class Context:
 
     def inspect(self, container):
         return self.client.api.inspect_container(container)
+
+    def image_user(self, image):
+        """The USER of an image (by id), which a container that sets none runs as."""
+        try:
+            return ((self.client.api.inspect_image(image) or {}).get('Config') or {}).get('User') or ''
+        except Exception as exc:  # noqa: BLE001 pylint: disable=broad-except
+            if is_not_found(exc):
+                return ''
+            raise
 
 
 def check_container(ctx, check):
@@ -122,6 +135,15 @@ def check_container(ctx, check):
         if actual != value:
             expected.append(f'label {label}={value}')
             saw.append(f'{label}={actual}' if actual is not None else f'no {label} label')
+    declared = check.get('hardening')
+    if declared:
+        image_user = '' if (info.get('Config') or {}).get('User') else ctx.image_user(info.get('Image'))
+        actual = actual_hardening(info, image_user)
+        observed['hardening'] = actual
+        problems = hardening_problems(actual, declared['security'], declared.get('resources') or {})
+        if problems:
+            expected.append('hardened and limited as declared')
+            saw.append('; '.join(problems))
     if expected:
         return failed(' and '.join(expected), '; '.join(saw), observed)
     parts = [observed['status']]

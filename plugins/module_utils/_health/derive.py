@@ -22,7 +22,9 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.mode
 def _container_check(record, stack_name, baseline, max_restarts):
     name = record['name']
     check = {'kind': 'container', 'name': f'container {name}', 'container': name,
-             'networks': [network['name'] for network in record['networks']]}
+             'networks': [network['name'] for network in record['networks']],
+             # what it must at least be: its declared hardening and limits
+             'hardening': {'security': record['security'], 'resources': record['resources']}}
     if stack_name:
         check['labels'] = {'dockerlab.stack': stack_name}
     if name in baseline:

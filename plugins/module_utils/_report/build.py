@@ -19,9 +19,10 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.reacha
 SCHEMA_VERSION = 1
 
 
-def build_report(raw, stack_name, records, networks, volumes=None, flows=None, secrets_dir=None):
+def build_report(raw, stack_name, records, networks, volumes=None, flows=None, secrets_dir=None, security=None):
     """The canonical JSON report from gather()'s raw data and the model's container ``records``
-    (``topology['containers']``), without reachability (see add_reachability())."""
+    (``topology['containers']``), without reachability (see add_reachability()). ``security``
+    (``stack_security``) is what a container no service declares is held to."""
     network_keys = declared_network_names(networks)
     containers = _containers(raw, records, network_keys)
     report = {
@@ -37,7 +38,7 @@ def build_report(raw, stack_name, records, networks, volumes=None, flows=None, s
     }
     actual = {kind: [item for item in report[kind] if item['present']]
               for kind in ('networks', 'containers', 'volumes')}
-    report['violations'] = sort_violations(compare(actual, records, networks, volumes, flows))
+    report['violations'] = sort_violations(compare(actual, records, networks, volumes, flows, security))
     report['summary'] = _summary(report)
     return report
 
@@ -45,14 +46,15 @@ def build_report(raw, stack_name, records, networks, volumes=None, flows=None, s
 def _containers(raw, records, network_keys):
     """The gathered containers, and the declared ones that do not exist (``present: false``)."""
     declared = {record['name']: record for record in records}
-    containers = [container_record(info, declared, network_keys) for info in raw['containers']]
+    containers = [container_record(info, declared, network_keys, raw.get('image_users'))
+                  for info in raw['containers']]
     present = {c['name'] for c in containers}
     for name, record in sorted(declared.items()):
         if name not in present:
             containers.append({'name': name, 'service': record['component'], 'declared': True, 'present': False,
                                'state': 'missing', 'running': False, 'exit_code': None, 'health': 'none',
                                'restart_count': 0, 'image': str(record['image'] or ''),
-                               'networks': [], 'ports': [], 'mounts': []})
+                               'networks': [], 'ports': [], 'mounts': [], 'hardening': None})
     return sorted(containers, key=lambda c: c['name'])
 
 

@@ -16,13 +16,14 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.common
     violation,
 )
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.gather import declared_network_names
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import hardening_problems, security_of
 
 VIOLATION_KINDS = (
     'missing_network', 'network_mismatch', 'unexpected_network',
     'missing_container', 'container_not_running', 'unexpected_container',
     'missing_attachment', 'extra_attachment',
     'unexpected_port', 'missing_port', 'port_bound_to_all_interfaces', 'port_bind_mismatch',
-    'missing_volume', 'invalid_flow', 'unexpected_flow', 'unreachable_allowed',
+    'missing_volume', 'invalid_flow', 'unexpected_flow', 'unreachable_allowed', 'below_hardening',
 )
 
 
@@ -33,11 +34,13 @@ def _canonical_net(value):
         return str(value)
 
 
-def compare(actual, containers, networks, volumes=None, flows=None):
+def compare(actual, containers, networks, volumes=None, flows=None, security=None):
     """Violations of the actual records (``{'networks', 'containers', 'volumes'}``) against the declared
-    data: the model's container records, the network definitions, the volumes and the flows."""
+    data: the model's container records, the network definitions, the volumes and the flows;
+    ``security`` (``stack_security``) for a container no service declares."""
     declared = {record['name']: record for record in containers}
     return (_network_violations(actual, networks) + _container_violations(actual, declared)
+            + _hardening_violations(actual, declared, security)
             + _volume_violations(actual, volumes)
             + _flow_violations(flows, {record['component'] for record in containers}))
 
@@ -98,6 +101,27 @@ def _container_violations(actual, declared):
         if name not in declared:
             violations.append(violation('unexpected_container', name,
                                         f'container {name} carries the stack label but no service declares it'))
+    return violations
+
+
+def _hardening_violations(actual, declared, security):
+    """A container less hardened or limited than its service declares (one that no service
+    declares: than the stack's hardening, with a memory limit)."""
+    violations = []
+    for container in actual['containers']:
+        if not container.get('hardening'):
+            continue
+        record = declared.get(container['name'])
+        if record is not None:
+            problems = hardening_problems(container['hardening'], record['security'], record['resources'])
+            reference = f"{record['variable']}.security/resources"
+        else:
+            problems = hardening_problems(container['hardening'], security_of({}, security), None)
+            reference = 'stack_security'
+        if problems:
+            violations.append(violation('below_hardening', container['name'],
+                                        f"container {container['name']} is below its declared hardening "
+                                        f"({reference}): {'; '.join(problems)}"))
     return violations
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils.docker_client import is_not_found
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.common import ip_key, parallel
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import actual_hardening
 
 STACK_LABEL = 'dockerlab.stack'
 COMPONENT_LABEL = 'dockerlab.component'
@@ -35,7 +36,7 @@ def declared_network_names(networks):
 
 
 def gather(api, stack_name, container_names=(), network_names=(), volume_names=(), workers=16):
-    """Raw inspect data: ``{'networks': [...], 'containers': [...], 'volumes': [...]}``.
+    """Raw inspect data: ``{'networks': [...], 'containers': [...], 'volumes': [...], 'image_users': {id: USER}}``.
 
     ``api`` is a docker.APIClient (``client.api``).  Objects labelled ``dockerlab.stack=<stack_name>``
     plus the declared names; each network and container is inspected (the list calls leave out
@@ -55,6 +56,11 @@ def gather(api, stack_name, container_names=(), network_names=(), volume_names=(
     for info in inspected:
         if info:
             containers[info['Id']] = info
+    # the USER of the images of containers that set none: what they run as
+    image_ids = sorted({info.get('Image') for info in containers.values()
+                        if info.get('Image') and not (info.get('Config') or {}).get('User')})
+    images = parallel(lambda ident: _inspect_or_none(api.inspect_image, ident), image_ids, workers)
+    image_users = {ident: ((image or {}).get('Config') or {}).get('User') or '' for ident, image in zip(image_ids, images)}
     networks = parallel(lambda ident: _inspect_or_none(api.inspect_network, ident), sorted(network_ids), workers)
     volume_list = (api.volumes(filters={'label': label}) or {}).get('Volumes') or []
     volumes = {v['Name']: v for v in volume_list}
@@ -63,7 +69,7 @@ def gather(api, stack_name, container_names=(), network_names=(), volume_names=(
         if info:
             volumes[name] = info
     return {'networks': [n for n in networks if n], 'containers': list(containers.values()),
-            'volumes': list(volumes.values())}
+            'volumes': list(volumes.values()), 'image_users': image_users}
 
 
 def _container_name(info):
@@ -100,9 +106,10 @@ def _mounts_of(info):
     return sorted(mounts, key=lambda m: (m['destination'], m['source']))
 
 
-def container_record(info, declared_by_name, network_keys):
+def container_record(info, declared_by_name, network_keys, image_users=None):
     """The report's record of an inspected container; ``declared_by_name`` maps container names
-    to the model's records, ``network_keys`` Docker network names to their keys."""
+    to the model's records, ``network_keys`` Docker network names to their keys, ``image_users``
+    image ids to their USER (what a container that sets none runs as)."""
     name = _container_name(info)
     state = info.get('State') or {}
     labels = (info.get('Config') or {}).get('Labels') or {}
@@ -128,6 +135,7 @@ def container_record(info, declared_by_name, network_keys):
         'networks': networks,
         'ports': _ports_of(info),
         'mounts': _mounts_of(info),
+        'hardening': actual_hardening(info, (image_users or {}).get(info.get('Image'), '')),
     }
 
 

@@ -186,3 +186,79 @@ def total_memory(records):
         else:
             total += memory
     return total, unlimited
+
+
+# ---------------------------------------------------------------------------
+# what a container has, against what it declares (stack_health, topology_report)
+# ---------------------------------------------------------------------------
+
+def _user_name(user):
+    return str(user or '').split(':', maxsplit=1)[0].strip()
+
+
+def actual_hardening(info, image_user=''):
+    """A container's hardening and limits from ``docker inspect`` data: ``{user, runs_as_root,
+    cap_add, cap_drop, no_new_privileges, read_only, privileged, limits: {memory, memory_reservation,
+    cpus, pids}}`` (a limit Docker does not set is null). ``image_user`` is its image's USER, which
+    applies when the container sets none."""
+    host = info.get('HostConfig') or {}
+    user = (info.get('Config') or {}).get('User') or image_user or ''
+    security_opts = [str(opt).replace('=', ':') for opt in host.get('SecurityOpt') or []]
+    nano = host.get('NanoCpus') or 0
+    quota, period = host.get('CpuQuota') or 0, host.get('CpuPeriod') or 0
+    cpus = nano / 1e9 if nano else (quota / period if quota > 0 and period > 0 else None)
+    pids = host.get('PidsLimit')
+    return {
+        'user': user or 'root',
+        'runs_as_root': _user_name(user) in ROOT_USERS,
+        'cap_add': sorted(_cap_name(c) for c in host.get('CapAdd') or []),
+        'cap_drop': sorted(_cap_name(c) for c in host.get('CapDrop') or []),
+        'no_new_privileges': any(opt in (NO_NEW_PRIVILEGES, f'{NO_NEW_PRIVILEGES}:true') for opt in security_opts),
+        'read_only': bool(host.get('ReadonlyRootfs')),
+        'privileged': bool(host.get('Privileged')),
+        'limits': {
+            'memory': host.get('Memory') or None,
+            'memory_reservation': host.get('MemoryReservation') or None,
+            'cpus': round(cpus, 3) if cpus else None,
+            'pids': pids if pids and pids > 0 else None,
+        },
+    }
+
+
+def _shown(name, value):
+    return show_size(value) if name.startswith('memory') else str(value)
+
+
+def hardening_problems(actual, security, resources=None):
+    """What makes a container less hardened or limited than declared: a list of phrases (empty
+    when it is as declared). ``security`` is a record's (security_of()), ``resources`` its
+    resources; ``resources`` None (a container no service declares) asks for a memory limit."""
+    problems = []
+    if actual['privileged']:
+        problems.append('it runs privileged')
+    if 'ALL' in security['cap_drop'] and 'ALL' not in actual['cap_drop']:
+        problems.append('it does not drop every capability (cap_drop ALL)')
+    extra = sorted(set(actual['cap_add']) - set(security['cap_add']))
+    if extra:
+        problems.append(f"it has capabilities {', '.join(extra)} beyond the declared "
+                        f"({', '.join(security['cap_add']) or 'none'})")
+    if security['no_new_privileges'] and not actual['no_new_privileges']:
+        problems.append('it may gain privileges (no no-new-privileges)')
+    if security['read_only'] and not actual['read_only']:
+        problems.append('its root filesystem is writable')
+    if security['non_root'] and actual['runs_as_root']:
+        problems.append('it runs as root')
+    if resources is None:
+        if not actual['limits']['memory']:
+            problems.append('it has no memory limit')
+        return problems
+    for name in ('memory', 'cpus', 'pids'):
+        declared = PARSERS[name](resources.get(name)) if resources.get(name) is not None else None
+        if declared is None:
+            continue
+        have = actual['limits'][name]
+        if not have:
+            problems.append(f'it has no {name} limit (declared {_shown(name, declared)})')
+        elif have > declared + (0.001 if name == 'cpus' else 0):
+            problems.append(f'its {name} limit {_shown(name, have)} is above the declared {_shown(name, declared)}')
+    return problems

@@ -108,7 +108,7 @@ def rollout_steps(model, records, create, host_containers=None):
     replicas that need nothing are healthy), else after every step.
 
     Each step: ``{'slot', 'create': [args], 'remove': [names], 'single': [names of
-    single-instance containers], 'reload_after': [{name, reload}]}`` (create in start
+    single-instance containers], 'reload_after': [{name, component, reload}]}`` (create in start
     order within the slot): the containers (any tier) whose ``reload`` says
     ``resolves_at_reload`` (nginx resolves its upstream names only then) and whose edges lead
     to a component of the step, reloaded after it to reach the replaced containers' addresses
@@ -140,7 +140,8 @@ def rollout_steps(model, records, create, host_containers=None):
             # not after a step that removed a container: the dependent's config may still name it
             # (nginx -t fails on a name that no longer resolves); its own tier renders it anew
             'reload_after': [] if remove else [
-                {'name': other['name'], 'reload': other['reload']} for other in model['containers']
+                {'name': other['name'], 'component': other['component'], 'reload': other['reload']}
+                for other in model['containers']
                 if (other['reload'] or {}).get('resolves_at_reload') and other['component'] not in step_components
                 and any(edge['service'] in step_components for edge in other['connects_to'])],
         }

@@ -311,7 +311,10 @@ def test_derive_checks_from_topology():
     names = [c['name'] for c in checks]
     assert names == ['container mongodb', 'container mysql-db', 'mysql mysql-db', 'container redis-cache',
                      'redis redis-cache', 'container web-1', 'http web-1', 'container web-2', 'http web-2']
-    mysql_container = checks[1]
+    mysql_container = dict(checks[1])
+    # held to its declared hardening: the stack's defaults here (no service security)
+    assert mysql_container.pop('hardening') == {'security': topology['containers'][1]['security'], 'resources': {}}
+    assert topology['containers'][1]['security']['cap_drop'] == ['ALL']
     assert mysql_container == {'kind': 'container', 'name': 'container mysql-db', 'container': 'mysql-db',
                                'networks': ['ecommerce-database'], 'labels': {'dockerlab.stack': 'ecommerce'},
                                'baseline_restarts': 0, 'max_restarts': 5}

@@ -60,17 +60,23 @@ def topology(services=None):
 RECORDS = topology()['containers']
 
 
-def _container(name, ident, networks, running=True, ports=None, mounts=None, labels=None, health=None):
+# What a container started by the deploy has: every capability dropped, no-new-privileges,
+# a read-only root, a non-root user and a memory limit (what the stack's defaults ask).
+HARDENED = {'CapDrop': ['ALL'], 'SecurityOpt': ['no-new-privileges'], 'ReadonlyRootfs': True, 'Memory': 64 * 2 ** 20}
+
+
+def _container(name, ident, networks, running=True, ports=None, mounts=None, labels=None, health=None, host=None):
     state = {'Status': 'running' if running else 'exited', 'Running': running, 'ExitCode': 0 if running else 137}
     if health:
         state['Health'] = {'Status': health, 'Log': [{'Output': 'ok'}]}
     return {
         'Id': ident * 8, 'Name': '/' + name, 'RestartCount': 0, 'State': state,
-        'Config': {'Image': f'shop/{name}:1', 'Labels': {'dockerlab.stack': 'shop', **(labels or {})}},
+        'Image': f'sha256:{ident}', 'Config': {'Image': f'shop/{name}:1', 'User': '1000',
+                                               'Labels': {'dockerlab.stack': 'shop', **(labels or {})}},
         'NetworkSettings': {'Networks': {net: {'IPAddress': ip if running else '', 'Aliases': aliases + [name, (ident * 8)[:12]]}
                                          for net, ip, aliases in networks},
                             'Ports': ports or {}},
-        'HostConfig': {'PortBindings': ports or {}},
+        'HostConfig': {'PortBindings': ports or {}, **(HARDENED if host is None else host)},
         'Mounts': mounts or [],
     }
 
@@ -137,6 +143,48 @@ def test_compare_reports_every_fault_by_name():
                           ('unexpected_port', 'db'), ('unexpected_container', 'debug'),
                           ('network_mismatch', 'shop-database'), ('port_bound_to_all_interfaces', 'web')}
     assert all(v['kind'] in compare.VIOLATION_KINDS for v in report['violations'])
+
+
+def test_a_container_below_its_hardening_is_reported():
+    raw = raw_stack()
+    # db recreated by hand with an extra capability, a writable root and no limits; and a
+    # container started by hand beside the stack, as root, with nothing dropped
+    db = next(c for c in raw['containers'] if c['Name'] == '/db')
+    db['HostConfig'].update(CapAdd=['NET_ADMIN'], ReadonlyRootfs=False, SecurityOpt=None)
+    rogue = _container('rogue', 'eeee', [('shop-frontend', '172.30.0.98', [])], host={'CapAdd': ['SYS_ADMIN']})
+    rogue['Config']['User'] = ''
+    raw['containers'].append(rogue)
+    report = build.build_report(raw, 'shop', RECORDS, NETWORKS, VOLUMES, FLOWS, security={})
+    found = {(v['kind'], v['subject']): v['message'] for v in report['violations'] if v['kind'] == 'below_hardening'}
+    assert set(found) == {('below_hardening', 'db'), ('below_hardening', 'rogue')}
+    assert found[('below_hardening', 'db')] == (
+        "container db is below its declared hardening (data_services['db'].security/resources): it has capabilities "
+        'NET_ADMIN beyond the declared (none); it may gain privileges (no no-new-privileges); its root filesystem is '
+        'writable')
+    assert found[('below_hardening', 'rogue')] == (
+        'container rogue is below its declared hardening (stack_security): it does not drop every capability '
+        '(cap_drop ALL); it has capabilities SYS_ADMIN beyond the declared (none); it may gain privileges (no '
+        'no-new-privileges); its root filesystem is writable; it runs as root; it has no memory limit')
+    shown = next(c for c in report['containers'] if c['name'] == 'rogue')['hardening']
+    assert shown['user'] == 'root' and shown['cap_add'] == ['SYS_ADMIN'] and shown['limits']['memory'] is None
+    # the control: the same stack without the changes has no such violation
+    assert not [v for v in build_shop()['violations'] if v['kind'] == 'below_hardening']
+
+
+def test_limits_above_the_declared_and_the_image_user():
+    services = copy.deepcopy(SERVICES)
+    services['data_services']['db']['resources'] = {'memory': '64m', 'cpus': 0.5, 'pids': 100}
+    records = topology(services)['containers']
+    raw = raw_stack()
+    db = next(c for c in raw['containers'] if c['Name'] == '/db')
+    db['Config']['User'] = ''
+    db['HostConfig'].update(Memory=128 * 2 ** 20, NanoCpus=500000000)
+    raw['image_users'] = {db['Image']: 'mysql'}
+    report = build.build_report(raw, 'shop', records, NETWORKS, VOLUMES, FLOWS)
+    found = {v['subject']: v['message'] for v in report['violations'] if v['kind'] == 'below_hardening'}
+    assert found == {'db': "container db is below its declared hardening (data_services['db'].security/resources): "
+                           'its memory limit 128m is above the declared 64m; it has no pids limit (declared 100)'}
+    assert next(c for c in report['containers'] if c['name'] == 'db')['hardening']['user'] == 'mysql'
 
 
 def test_missing_things_and_bad_flows():

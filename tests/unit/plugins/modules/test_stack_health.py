@@ -14,6 +14,7 @@ import threading
 import xml.etree.ElementTree as ET
 
 import pytest
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import parse_size
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.model import resolve
 from ansible_collections.dockerlab.ecommerce.plugins.modules import stack_health
@@ -132,9 +133,21 @@ def test_no_docker_engine(capsys, tmp_path):
     assert 'Traceback' not in result['msg']
 
 
+def hardened_host(record):
+    """The HostConfig of a container deployed as its record declares."""
+    security, resources = record['security'], record['resources']
+    return {'CapDrop': security['cap_drop'], 'CapAdd': security['cap_add'] or None,
+            'SecurityOpt': ['no-new-privileges'] if security['no_new_privileges'] else None,
+            'ReadonlyRootfs': security['read_only'], 'Memory': parse_size(resources.get('memory')) or 0,
+            'NanoCpus': int(float(resources.get('cpus') or 0) * 1e9), 'PidsLimit': int(resources.get('pids') or 0)}
+
+
 class FakeAPI:
     def __init__(self, containers):
         self.containers = containers
+
+    def inspect_image(self, _image):
+        return {'Config': {'User': ''}}
 
     def inspect_container(self, name):
         if name not in self.containers:
@@ -157,11 +170,17 @@ def test_derived_container_checks(capsys, monkeypatch):
     # the data tier's containers, without their probes (they need docker exec): the container checks
     model['containers'] = [dict(record, probe=None) for record in model['containers'] if record['tier'] == 'data']
     model['checks'] = []
-    running = {'State': {'Status': 'running', 'Running': True, 'ExitCode': 0,
-                         'Health': {'Status': 'healthy', 'Log': [{'Output': 'ok'}]}},
-               'RestartCount': 0, 'Config': {'Labels': {'dockerlab.stack': 'ecommerce'}},
-               'NetworkSettings': {'Networks': {'ecommerce-database': {'IPAddress': '172.22.0.10'}}}}
-    fake = FakeClient({'mysql-db': running, 'redis-cache': dict(running, RestartCount=3)})
+    records = {record['name']: record for record in model['containers']}
+
+    def running(name, **changes):
+        return {'State': {'Status': 'running', 'Running': True, 'ExitCode': 0,
+                          'Health': {'Status': 'healthy', 'Log': [{'Output': 'ok'}]}},
+                'RestartCount': 0, 'Image': 'sha256:1',
+                'Config': {'Labels': {'dockerlab.stack': 'ecommerce'}, 'User': records[name]['user']},
+                'HostConfig': dict(hardened_host(records[name]), **changes),
+                'NetworkSettings': {'Networks': {'ecommerce-database': {'IPAddress': '172.22.0.10'}}}}
+
+    fake = FakeClient({'mysql-db': running('mysql-db'), 'redis-cache': dict(running('redis-cache'), RestartCount=3)})
     monkeypatch.setattr(stack_health, 'get_client', lambda *args: (fake, None))
     failed, result = run_module(capsys, {'topology': model, 'baseline': {'redis-cache': 1}})
     assert failed
@@ -170,6 +189,13 @@ def test_derived_container_checks(capsys, monkeypatch):
         'container redis-cache: expected no restarts since the baseline (1), saw 3 restarts',
     ]
     assert result['checks'][1]['message'] == 'running, healthy, 0 restarts'
+    # a container given an extra capability and no pids limit fails its check, naming both
+    fake.api.containers['mysql-db'] = running('mysql-db', CapAdd=['SYS_ADMIN'], PidsLimit=0)
+    fake.api.containers['redis-cache'] = running('redis-cache')
+    _failed, result = run_module(capsys, {'topology': model})
+    assert result['msg'].splitlines()[1] == (
+        'container mysql-db: expected hardened and limited as declared, saw it has capabilities SYS_ADMIN beyond the '
+        'declared (none); it has no pids limit (declared 264)')
 
 
 def test_derived_dns_and_validate_checks(capsys, monkeypatch):
