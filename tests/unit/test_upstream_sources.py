@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._images.sources import image_host
-from conftest import DEFAULT_IMAGES, DEFAULT_SERVICES
+from conftest import DEFAULT_IMAGES, DEFAULT_SERVICES, default_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = yaml.safe_load((ROOT / "docs" / "upstream_sources.yml").read_text())
@@ -143,3 +143,111 @@ def test_the_data_images_secrets_are_owned_by_the_images_user(component, user):
     service = next(s for tier in DEFAULT_SERVICES.values() for s in tier.values()
                    if s.get("image_component") == component)
     assert {secret.get("owner") for secret in service.get("secrets") or []} <= {user}
+
+
+# --------------------------------------------------------------------------- the official images' hardening
+
+HARDENING_KEYS = {"user", "starts_as_root", "runs_as_user", "capabilities", "writes", "read_only_root", "source"}
+
+
+def _upstream_containers():
+    """(record, listed image) for every container of the upstream profile that runs a listed image:
+    its `image` is the entry's reference, or it is a recipe built FROM that image (image_component)."""
+    pairs = []
+    for record in default_model("upstream")["containers"]:
+        entry = LISTED_IMAGES.get(record.get("image"))
+        spec = DEFAULT_IMAGES.get(record.get("image_component")) or {}
+        if entry is None and spec.get("upstream_recipe"):
+            entry = LISTED_IMAGES.get(spec.get("upstream"))
+        if entry is not None:
+            pairs.append((record, entry))
+    return pairs
+
+
+UPSTREAM_CONTAINERS = _upstream_containers()
+
+
+def _uid(user):
+    return str(user).split(":", 1)[0] if user not in (None, "") else None
+
+
+def _resolved(path, symlinks):
+    """``path`` through the image's symlinks (e.g. /var/run -> /run), without a trailing slash."""
+    path = path.rstrip("/") or "/"
+    for link, target in (symlinks or {}).items():
+        link = link.rstrip("/")
+        if path == link or path.startswith(link + "/"):
+            return target.rstrip("/") + path[len(link):]
+    return path
+
+
+def _covered(path, mounts):
+    return any(path == mount or path.startswith(mount.rstrip("/") + "/") for mount in mounts)
+
+
+def test_every_listed_image_has_its_hardening_facts():
+    for reference, entry in LISTED_IMAGES.items():
+        facts = entry.get("hardening")
+        assert isinstance(facts, dict), f"{reference}: hardening is missing"
+        missing = sorted(HARDENING_KEYS - set(facts))
+        assert missing == [], f"{reference}: hardening lacks {missing}"
+        assert set(facts) - HARDENING_KEYS - {"symlinks", "note"} == set(), f"{reference}: hardening has unknown keys"
+        assert isinstance(facts["user"], str) and re.fullmatch(r"\d+(:\d+)?", facts["user"]), \
+            f"{reference}: hardening.user is a uid or uid:gid string"
+        for key in ("starts_as_root", "runs_as_user", "read_only_root"):
+            assert isinstance(facts[key], bool), f"{reference}: hardening.{key} is a bool"
+        assert isinstance(facts["capabilities"], list) and all(
+            re.fullmatch(r"[A-Z_]+", cap) and not cap.startswith("CAP_") for cap in facts["capabilities"]), \
+            f"{reference}: hardening.capabilities is a list of capability names without CAP_"
+        assert isinstance(facts["writes"], list) and all(path.startswith("/") for path in facts["writes"]), \
+            f"{reference}: hardening.writes is a list of absolute paths"
+        assert all(link.startswith("/") and target.startswith("/")
+                   for link, target in (facts.get("symlinks") or {}).items()), f"{reference}: hardening.symlinks"
+        assert isinstance(facts["source"], str) and facts["source"].strip(), f"{reference}: hardening.source"
+        assert isinstance(facts.get("note", ""), str), f"{reference}: hardening.note is a string"
+        if _uid(facts["user"]) == "0":
+            # root all along: there is nothing to drop to, nor a user to start as
+            assert not facts["starts_as_root"], f"{reference}: hardening.starts_as_root with user 0"
+            assert not facts["runs_as_user"], f"{reference}: hardening.runs_as_user with user 0"
+
+
+def test_every_listed_image_runs_in_the_upstream_profile():
+    # the contract below holds nothing if no container matched an image
+    assert {entry["reference"] for _record, entry in UPSTREAM_CONTAINERS} == set(LISTED_IMAGES)
+
+
+@pytest.mark.parametrize("record, entry", UPSTREAM_CONTAINERS,
+                         ids=[record["name"] for record, _entry in UPSTREAM_CONTAINERS])
+def test_the_roles_run_each_official_image_as_its_source_says(record, entry):
+    image, facts, security = entry["reference"], entry["hardening"], record["security"]
+    where = f"{image} ({record['name']})"
+    listed_uid = _uid(facts["user"])
+
+    # user: the image's own uid; an image that starts as root and drops is started as that
+    # uid (its entrypoint skips the drop), and only an image that needs root runs as root
+    if listed_uid == "0":
+        assert _uid(record["user"]) in (None, "0"), f"{where}: user must be root (hardening.user 0)"
+        assert security["non_root"] is False, f"{where}: security.non_root must be false (hardening.user 0)"
+        assert security["why"], f"{where}: security.why must say why it runs as root"
+    else:
+        how = "the uid its entrypoint drops to" if facts["starts_as_root"] else "the uid it runs as"
+        assert _uid(record["user"]) == listed_uid, \
+            f"{where}: user {record['user']!r} is not {listed_uid}, {how} (hardening.user)"
+        assert facts["runs_as_user"], f"{where}: hardening.runs_as_user: the roles start it as uid {listed_uid}"
+        assert security["non_root"] is True, f"{where}: security.non_root must be true (hardening.user {facts['user']})"
+
+    # capabilities: every capability is dropped, and only what the image needs is added back
+    assert "ALL" in security["cap_drop"], f"{where}: security.cap_drop must hold ALL"
+    extra = set(security["cap_add"]) - set(facts["capabilities"])
+    assert extra == set(), f"{where}: security.cap_add {sorted(extra)} beyond hardening.capabilities"
+
+    # a read-only root needs a tmpfs (the path or a parent) for every path the image writes
+    if security["read_only"]:
+        symlinks = facts.get("symlinks")
+        mounts = {_resolved(path, symlinks) for path in security["tmpfs"]}
+        missing = [path for path in facts["writes"] if not _covered(_resolved(path, symlinks), mounts)]
+        assert missing == [], f"{where}: security.tmpfs does not cover {missing} (hardening.writes)"
+    else:
+        assert security["why"], f"{where}: security.why must say why the root stays writable"
+    if not facts["read_only_root"]:
+        assert not security["read_only"], f"{where}: security.read_only, but hardening.read_only_root is false"

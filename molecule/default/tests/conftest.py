@@ -31,6 +31,15 @@ def client():
     return docker.from_env()
 
 
+@pytest.fixture
+def undo():
+    """Undo steps of a fault (``undo(callable)``), run in reverse even when the test fails."""
+    steps = []
+    yield steps.append
+    for step in reversed(steps):
+        step()
+
+
 def secret(name):
     return (SECRETS_DIR / name).read_text().strip()
 

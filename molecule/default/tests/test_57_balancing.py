@@ -39,7 +39,7 @@ def served_by(count, path="/whoami", header="X-Served-By", session=None):
     """Who answered each of ``count`` sequential requests."""
     session = session or requests.Session()
     seen = Counter()
-    for _ in range(count):
+    for _request in range(count):
         response = session.get(URL + path, timeout=10)
         assert response.status_code == 200, (response.status_code, response.text[:200])
         seen[response.headers.get(header)] += 1
@@ -81,7 +81,7 @@ def test_ip_hash_keeps_a_client_on_one_server_web_and_api(client):
         assert len(web) == 1 and next(iter(web)) in WEB, web
         # a new connection each time: the client's address, not its connection, picks the server
         fresh = Counter()
-        for _ in range(20):
+        for _attempt in range(20):
             fresh += served_by(1, session=requests.Session())
         assert fresh == Counter({next(iter(web)): 20}), fresh
         gateways = served_by(40, "/api/users/health", "X-Gateway")
@@ -108,7 +108,7 @@ def test_least_conn_sends_new_requests_to_the_idle_server(client):
             results.append((response.status_code, response.headers.get("X-Served-By")))
 
         # requests until one is held by the frozen server (every other is answered by web-server-2)
-        for _ in range(4):
+        for _slow in range(4):
             thread = threading.Thread(target=slow_request, daemon=True)
             thread.start()
             held.append(thread)

@@ -4,18 +4,7 @@ Runs before the persistence tests, which rebuild the stack."""
 
 import html
 
-import pytest
-
 from conftest import REPO, run_playbook, wait_healthy
-
-
-@pytest.fixture
-def undo(client):
-    """Run the fault's undo steps even when the test fails."""
-    steps = []
-    yield steps.append
-    for step in reversed(steps):
-        step()
 
 
 def report(*extra):

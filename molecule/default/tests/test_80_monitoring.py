@@ -44,14 +44,6 @@ def through_the_lb(path="/api/users/health"):
         return response.status
 
 
-@pytest.fixture
-def undo():
-    steps = []
-    yield steps.append
-    for step in reversed(steps):
-        step()
-
-
 def test_prometheus_is_ready_and_every_target_is_up():
     def ready():
         with urllib.request.urlopen(PROMETHEUS + "/-/ready", timeout=10) as response:

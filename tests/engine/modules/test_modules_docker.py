@@ -41,6 +41,9 @@ from ansible_collections.dockerlab.ecommerce.plugins.modules import stack_health
 from docker_env import unused_subnets  # pylint: disable=import-error  # tests/docker_env.py
 
 STACK = 'h4test'
+# The test's containers are started plainly (no cap_drop, writable root, root): they declare
+# so, and test_stack_health_holds_a_container_to_its_hardening checks the hardening branch.
+PLAIN = {'cap_drop': [], 'no_new_privileges': False, 'read_only': False, 'non_root': False}
 LABELS = {'dockerlab.stack': STACK}
 REDIS_PASSWORD = 'h4-s3cret pw'
 
@@ -121,7 +124,7 @@ def stack():
         flows = [{'from': 'client', 'to': 'db', 'port': 3306},
                  {'from': 'client', 'to': 'cache', 'port': 6380}]
         yield {'services': services, 'networks': networks, 'flows': flows, 'cache_port': cache_port,
-               'topology': resolve(services, networks, stack_name=STACK)}
+               'topology': resolve(services, networks, stack_name=STACK, security_defaults=PLAIN)}
     finally:
         _cleanup()
 
@@ -188,7 +191,8 @@ def test_mysql_probe_real_server(stack):
 def test_stack_health_module(stack, capsys):
     # a healthy part of the stack: wait for it (MariaDB takes a while to start), then it validates fast
     healthy = {'h4_services': {k: v for k, v in stack['services']['h4_services'].items() if k != 'stopped'}}
-    args = {'topology': resolve(healthy, stack['networks'], stack_name=STACK), 'stack_name': STACK, 'deadline': 60,
+    args = {'topology': resolve(healthy, stack['networks'], stack_name=STACK, security_defaults=PLAIN),
+            'stack_name': STACK, 'deadline': 60,
             'delay': 0.5}
     _code, ok = run_module(stack_health, args, capsys=capsys)
     assert ok.get('failed') is not True and ok['summary'] == {'total': 6, 'passed': 6, 'failed': 0}, ok['checks']
@@ -273,3 +277,19 @@ def test_topology_report_module(stack, tmp_path, capsys):
                                 capsys=capsys)
     assert failing['failed'] is True
     assert 'port_bound_to_all_interfaces: container h4-cache publishes' in failing['msg']
+
+
+def test_stack_health_holds_a_container_to_its_hardening(stack, capsys):
+    """h4-client runs as root with every default capability: declared hardened (the stack's
+    defaults) it fails, naming what is missing; declared plain (the control) it passes."""
+    client_only = {'h4_services': {'client': dict(stack['services']['h4_services']['client'], connects_to=[])}}
+    hardened = resolve(client_only, stack['networks'], stack_name=STACK)
+    _code, result = run_module(stack_health, {'topology': hardened, 'stack_name': STACK, 'deadline': 5},
+                               capsys=capsys)
+    assert result.get('failed') is True
+    assert 'container h4-client: expected hardened and limited as declared, saw it does not drop every capability ' \
+           '(cap_drop ALL); it may gain privileges (no no-new-privileges); its root filesystem is writable; it runs ' \
+           'as root' in result['msg'], result['msg']
+    plain = resolve(client_only, stack['networks'], stack_name=STACK, security_defaults=PLAIN)
+    _code, result = run_module(stack_health, {'topology': plain, 'stack_name': STACK, 'deadline': 5}, capsys=capsys)
+    assert result.get('failed') is not True, result['checks']

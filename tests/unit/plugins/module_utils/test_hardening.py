@@ -113,7 +113,7 @@ def test_every_container_is_hardened_and_limited(profile):
         if not security['read_only'] or not security['non_root']:
             assert security['why'], record['name']
         if security['non_root']:
-            assert str(record['user'] or '').split(':')[0] not in ('', '0', 'root'), record['name']
+            assert str(record['user'] or '').split(':', maxsplit=1)[0] not in ('', '0', 'root'), record['name']
 
 
 def test_the_default_lab_fits_a_4_gb_host():
