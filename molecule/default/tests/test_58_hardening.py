@@ -21,7 +21,6 @@ def report(*extra):
     return run_playbook("playbooks/report.yml", "-e", "fail_on_violation=true", "-e", "probe_reachability=false", *extra)
 
 
-
 def test_every_container_is_hardened_and_limited(client):
     containers = stack_containers(client)
     assert len(containers) >= 15
