@@ -15,9 +15,17 @@ from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.common
 )
 
 
+# Connects one exec runs at once (bash: a subshell, timeout and bash each): well inside the
+# smallest pids limit of the stack's containers (32).
+PROBES_AT_ONCE = 6
+# bash's connect runs in a process of its own, bounded by timeout(1): under a small CPU limit
+# (an exporter's 0.25) starting it takes part of a second, which must not count as "closed"
+PROCESS_START_S = 2
+
 _REACH_PY = r'''
 import os, socket, threading
 t = float(os.environ['DL_T'])
+n = int(os.environ['DL_N'])
 out = []
 def probe(target):
     h, p = target.rsplit(':', 1)
@@ -26,22 +34,28 @@ def probe(target):
         out.append(target + ' open')
     except Exception:
         out.append(target + ' closed')
-threads = [threading.Thread(target=probe, args=(x,)) for x in os.environ['DL_TARGETS'].split()]
-[th.start() for th in threads]
-[th.join() for th in threads]
+targets = os.environ['DL_TARGETS'].split()
+for i in range(0, len(targets), n):
+    threads = [threading.Thread(target=probe, args=(x,)) for x in targets[i:i + n]]
+    [th.start() for th in threads]
+    [th.join() for th in threads]
 print('\n'.join(out))
 '''
 
 _REACH_BASH = r'''
+i=0
 for t in $DL_TARGETS; do
-  ( if timeout "$DL_T" bash -c "exec 3<>/dev/tcp/${t%:*}/${t##*:}" 2>/dev/null; then echo "$t open"; else echo "$t closed"; fi ) &
+  ( if timeout "$DL_TP" bash -c "exec 3<>/dev/tcp/${t%:*}/${t##*:}" 2>/dev/null; then echo "$t open"; else echo "$t closed"; fi ) &
+  i=$((i + 1)); if [ $((i % DL_N)) -eq 0 ]; then wait; fi
 done
 wait
 '''
 
 _REACH_BUSYBOX = r'''
+i=0
 for t in $DL_TARGETS; do
   ( if busybox nc -z -w "${DL_T%.*}" "${t%:*}" "${t##*:}" 2>/dev/null; then echo "$t open"; else echo "$t closed"; fi ) &
+  i=$((i + 1)); if [ $((i % DL_N)) -eq 0 ]; then wait; fi
 done
 wait
 '''
@@ -109,7 +123,8 @@ def probe_reachability(client, containers, records, flows, timeout=1.0, workers=
                             if target != source for address in addresses for port in ports})
         if not endpoints:
             return source, {}, None
-        env = {'DL_T': f'{timeout:g}', 'DL_TARGETS': ' '.join(endpoints),
+        # a few connects at a time: each is a process or two, and the container has a pids limit
+        env = {'DL_T': f'{timeout:g}', 'DL_TP': f'{timeout + PROCESS_START_S:g}', 'DL_N': str(PROBES_AT_ONCE), 'DL_TARGETS': ' '.join(endpoints),
                'DL_PY': _REACH_PY, 'DL_BASH': _REACH_BASH, 'DL_BB': _REACH_BUSYBOX}
         try:
             code, out, err = exec_in_container(client, source, ['sh', '-c', _REACH_SH], env)
