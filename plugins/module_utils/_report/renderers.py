@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.dockerlab.ecommerce.plugins.module_utils._topology.hardening import show_size
 from ansible_collections.dockerlab.ecommerce.plugins.module_utils._report.common import is_wildcard
 
 
@@ -90,6 +91,18 @@ def render_markdown(report):
         nets = ', '.join(f"{n['name']} ({n['ipv4_address'] or '-'})" for n in container['networks']) or '-'
         out.append(f"| {_md(container['name'])} | {_md(container['service'] or '-')} | {container['state']} | "
                    f"{container['health']} | {_md(nets)} | {_md(container['image'] or '-')} |")
+    hardened = [c for c in report['containers'] if c.get('hardening')]
+    if hardened:
+        out += ['', '## Hardening and limits', '',
+                '| Container | User | Capabilities added | Dropped | Read-only root | No new privileges | Memory | CPUs '
+                '| Pids |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+        for container in hardened:
+            found, limits = container['hardening'], container['hardening']['limits']
+            memory = show_size(limits['memory']) if limits['memory'] else 'none'
+            out.append(f"| {_md(container['name'])} | {_md(found['user'])} | {', '.join(found['cap_add']) or '-'} | "
+                       f"{', '.join(found['cap_drop']) or '-'} | {'yes' if found['read_only'] else 'no'} | "
+                       f"{'yes' if found['no_new_privileges'] else 'no'} | {memory} | {limits['cpus'] or 'none'} | "
+                       f"{limits['pids'] or 'none'} |")
     out += ['', '## Volumes', '']
     if report['volumes']:
         out += ['| Volume | Key | Present | Mounted by |', '| --- | --- | --- | --- |']
