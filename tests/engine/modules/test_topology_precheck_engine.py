@@ -15,12 +15,10 @@ tests/unit/plugins/modules/test_topology_precheck.py.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import ipaddress
 import json
 import os
 import socket
-from pathlib import Path
 
 import docker
 import pytest
@@ -28,21 +26,13 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.dockerlab.ecommerce.plugins.modules import topology_precheck
 
 from docker_env import unused_subnets  # pylint: disable=import-error  # tests/docker_env.py
+from role_defaults import unit_defaults  # pylint: disable=import-error  # tests/role_defaults.py
 from topology_edit import free_host_ports, move_network, move_networks  # pylint: disable=import-error  # tests/topology_edit.py
 
 DOCKER_HOST = os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
 
 
-def _unit_defaults():
-    """The roles' default topology, as the unit tests render it (tests/unit/conftest.py)."""
-    path = Path(__file__).resolve().parents[2] / 'unit' / 'conftest.py'
-    spec = importlib.util.spec_from_file_location('dockerlab_unit_defaults', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.DEFAULTS
-
-
-DEFAULTS = _unit_defaults()
+DEFAULTS = unit_defaults()
 
 
 @pytest.fixture(name='engine_networks')

@@ -2,11 +2,13 @@
 """The monitoring tier's rendered configuration (tests/render/render.yml) against the
 offline Prometheus image named in DOCKERLAB_PROMETHEUS_IMAGE (`make engine` names the one
 the images role built): promtool accepts the config and the rules and refuses a broken
-rule, and every alert and dashboard query is valid PromQL to a real Prometheus. What needs
+rule, every alert and dashboard query is valid PromQL to a real Prometheus, and the
+deploy's reload command says whether Prometheus loaded a new config or refused it. What needs
 no engine is in tests/render/test_monitoring_render.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +23,7 @@ import pytest
 
 from dashboard_queries import dashboard_queries  # pylint: disable=import-error  # tests/dashboard_queries.py
 from rendering import REQUIRED_ALERTS, alert_rules  # pylint: disable=import-error  # tests/rendering.py
+from role_defaults import unit_defaults  # pylint: disable=import-error  # tests/role_defaults.py
 
 PROMETHEUS_IMAGE = os.environ.get("DOCKERLAB_PROMETHEUS_IMAGE", "").strip()  # conftest.py has checked it
 
@@ -72,6 +75,31 @@ def free_port():
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_prometheus(client, etc, name):
+    """A real Prometheus (offline image) on ``etc`` (mounted at /etc/prometheus) and a random
+    loopback port, ready: ``(container, base URL)``; removed afterwards."""
+    port = free_port()
+    container = client.containers.run(
+        PROMETHEUS_IMAGE, detach=True, ports={"9090/tcp": ("127.0.0.1", port)},
+        volumes={str(etc): {"bind": "/etc/prometheus", "mode": "ro"}}, name=f"{name}-{port}")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, container)
+        yield container, base
+    finally:
+        container.remove(force=True)
+
+
+def wait_ready(base, container, deadline_s=60):
+    """Poll Prometheus' /-/ready until it answers 200 (start-up is asynchronous)."""
+    deadline = time.monotonic() + deadline_s
+    while not _answers(f"{base}/-/ready"):
+        if time.monotonic() > deadline:
+            pytest.fail("Prometheus did not become ready: " + container.logs().decode()[-2000:])
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def prometheus_api(docker_client, tmp_path_factory):
     """A real Prometheus (offline image) on a random loopback port, scraping only itself."""
@@ -79,26 +107,8 @@ def prometheus_api(docker_client, tmp_path_factory):
     (etc / "prometheus.yml").write_text("global: {scrape_interval: 1s}\n"
                                         "scrape_configs: [{job_name: self, static_configs: [{targets: ['localhost:9090']}]}]\n")
     etc.chmod(0o755)
-    port = free_port()
-    container = docker_client.containers.run(
-        PROMETHEUS_IMAGE, detach=True, ports={"9090/tcp": ("127.0.0.1", port)},
-        volumes={str(etc): {"bind": "/etc/prometheus", "mode": "ro"}}, name=f"dltest-promql-{port}")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("Prometheus did not become ready: " + container.logs().decode()[-2000:])
-            time.sleep(0.5)
+    with running_prometheus(docker_client, etc, "dltest-promql") as (_container, base):
         yield base
-    finally:
-        container.remove(force=True)
 
 
 def query(base, expr):
@@ -119,3 +129,56 @@ def test_every_alert_and_dashboard_query_is_valid_promql(rendered_upstream, prom
     assert not failures
     # And a broken one is caught, so the check above can fail.
     assert query(prometheus_api, "sum(rate(up[1m])")["status"] == "error"
+
+
+def _reload_command():
+    """The prometheus service's reload command, as the roles' defaults declare it."""
+    return unit_defaults()["services"]["monitoring_services"]["prometheus"]["reload"]["command"]
+
+
+def test_the_reload_command_tells_a_loaded_config_from_a_refused_one(docker_client, tmp_path):
+    """The files change on the host (as the deploy writes them; promtool is not asked here):
+    a valid config is loaded (exit 0, the new job scraped); one Prometheus itself refuses (a
+    job name twice) fails with the command's message while Prometheus keeps serving."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    etc.chmod(0o755)
+    config = etc / "prometheus.yml"
+
+    def write(jobs):
+        config.write_text("global: {scrape_interval: 1s}\nscrape_configs:\n" + "".join(
+            f"  - {{job_name: {job}, static_configs: [{{targets: ['localhost:9090']}}]}}\n" for job in jobs))
+        config.chmod(0o644)
+
+    write(["self"])
+    with running_prometheus(docker_client, etc, "dltest-reload") as (container, base):
+        command = _reload_command()
+        write(["self", "again"])
+        code, output = container.exec_run(command)
+        assert code == 0, output.decode()
+        # its targets follow once discovery has passed them on (asynchronous: polled)
+        deadline = time.monotonic() + 30
+        while (jobs := {t["labels"]["job"] for t in _json(f"{base}/api/v1/targets")["data"]["activeTargets"]}) \
+                != {"self", "again"}:
+            assert time.monotonic() < deadline, f"the new job is not scraped: {jobs}"
+            time.sleep(0.5)
+        # the control: a config Prometheus refuses (the same job twice) is not taken for loaded
+        write(["self", "self"])
+        code, output = container.exec_run(command)
+        assert code == 1, output.decode()
+        assert "Prometheus refused the new config and keeps the previous one" in output.decode()
+        assert _answers(f"{base}/-/ready")
+        assert _json(f"{base}/api/v1/status/runtimeinfo")["data"]["reloadConfigSuccess"] is False
+
+
+def _answers(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _json(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
