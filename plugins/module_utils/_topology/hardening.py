@@ -93,8 +93,9 @@ def show_size(number):
 
 def resources_of(key, service, overrides=None):
     """The service's ``resources`` with ``stack_resources[key]`` laid over them (known keys only)."""
-    merged = dict(service.get('resources') or {})
-    override = (overrides or {}).get(key)
+    own = service.get('resources')
+    merged = dict(own) if isinstance(own, Mapping) else {}
+    override = (overrides if isinstance(overrides, Mapping) else {}).get(key)
     if isinstance(override, Mapping):
         merged.update(override)
     return {name: merged[name] for name in RESOURCE_KEYS if merged.get(name) not in (None, '')}
@@ -104,8 +105,9 @@ def security_of(service, defaults=None):
     """The service's ``security`` laid over the stack's (``stack_security``), normalised:
     ``{cap_drop, cap_add, capabilities, no_new_privileges, read_only, tmpfs, non_root, why}``."""
     merged = dict(DEFAULT_SECURITY)
-    merged.update({k: v for k, v in (defaults or {}).items() if v is not None})
-    merged.update({k: v for k, v in (service.get('security') or {}).items() if v is not None})
+    for layer in (defaults, service.get('security')):
+        if isinstance(layer, Mapping):
+            merged.update({k: v for k, v in layer.items() if v is not None})
     capabilities = merged.get('capabilities') or {}
     if not isinstance(capabilities, Mapping):
         # a list of names is accepted; the reasons then live in comments only
@@ -134,6 +136,12 @@ def _resource_variable(key, name):
 def check_resources(key, service, where, overrides, errors):
     """Add to ``errors`` (a values.Errors) each resource that is no valid value, and each below
     the service's ``resources_minimum`` (what it needs to start, and why)."""
+    for field, value in (('resources', service.get('resources')), ('resources_minimum', service.get('resources_minimum'))):
+        if value is not None and not isinstance(value, Mapping):
+            errors.add(f'{where}.{field}', f'{value!r} is not a mapping; write {{memory: 256m, cpus: 0.5, pids: 64}}')
+    override = (overrides if isinstance(overrides, Mapping) else {}).get(key)
+    if override is not None and not isinstance(override, Mapping):
+        errors.add(f'{RESOURCES_VAR}[{key!r}]', f'{override!r} is not a mapping; write {{memory: 1g}}')
     resources = resources_of(key, service, overrides)
     for name, value in resources.items():
         if PARSERS[name](value) is None:
@@ -141,7 +149,7 @@ def check_resources(key, service, where, overrides, errors):
                        f'{value!r} is not a valid {name} for {key}: write '
                        + ('a size such as 256m or 1g' if name.startswith('memory')
                           else 'a number of CPUs such as 0.5' if name == 'cpus' else 'a whole number such as 128'))
-    minimum = service.get('resources_minimum') or {}
+    minimum = service.get('resources_minimum') if isinstance(service.get('resources_minimum'), Mapping) else {}
     why = ' '.join(str(minimum.get('why') or '').split())
     for name in RESOURCE_KEYS:
         if name not in minimum or name not in resources:
@@ -166,6 +174,9 @@ def check_security(key, service, where, defaults, errors):
     """Add to ``errors`` what a service's hardening cannot mean: a tmpfs path that is not
     absolute, a capability that is no capability name. (Whether it really runs as non-root is
     for the report: the user may come from its image.)"""
+    if service.get('security') is not None and not isinstance(service.get('security'), Mapping):
+        errors.add(f'{where}.security', f"{service['security']!r} is not a mapping; write {{read_only: true, "
+                                        "capabilities: {NAME: why}, tmpfs: {/path: options}}")
     security = security_of(service, defaults)
     for path in security['tmpfs']:
         if not str(path).startswith('/'):

@@ -139,3 +139,13 @@ def test_limits_changed_in_place():
     assert limit_changes(dict(host, Memory=512 * 2 ** 20, MemorySwap=512 * 2 ** 20, PidsLimit=300), wanted) == {}
     with pytest.raises(ValueError, match="db: cpus 'two' is not a valid value"):
         wanted_limits({'name': 'db', 'cpus': 'two'})
+
+
+def test_the_precheck_refuses_fields_that_are_no_mappings():
+    services = copy.deepcopy(DEFAULTS['services'])
+    services['data_services']['redis-cache']['resources'] = '256m'
+    services['data_services']['redis-cache']['security'] = ['ALL']
+    found = {error['variable']: error['message'] for error in _errors(services, {'mysql-db': '1g'})}
+    assert found["data_services['redis-cache'].resources"].startswith("'256m' is not a mapping")
+    assert found["data_services['redis-cache'].security"].startswith("['ALL'] is not a mapping")
+    assert found["stack_resources['mysql-db']"] == "'1g' is not a mapping; write {memory: 1g}"
