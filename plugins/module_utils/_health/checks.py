@@ -63,18 +63,23 @@ class Context:
 
     def __init__(self, client=None):
         self.client = client
+        self._image_users = {}   # an image's USER does not change: asked once per run
 
     def inspect(self, container):
         return self.client.api.inspect_container(container)
 
     def image_user(self, image):
-        """The USER of an image (by id), which a container that sets none runs as."""
-        try:
-            return ((self.client.api.inspect_image(image) or {}).get('Config') or {}).get('User') or ''
-        except Exception as exc:  # noqa: BLE001 pylint: disable=broad-except
-            if is_not_found(exc):
-                return ''
-            raise
+        """The USER of an image (by id), which a container that sets none runs as; the
+        container checks are retried until their deadline, the image is inspected once."""
+        if image not in self._image_users:
+            try:
+                info = self.client.api.inspect_image(image) or {}
+            except Exception as exc:  # noqa: BLE001 pylint: disable=broad-except
+                if not is_not_found(exc):
+                    raise
+                info = {}
+            self._image_users[image] = (info.get('Config') or {}).get('User') or ''
+        return self._image_users[image]
 
 
 def check_container(ctx, check):
