@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help venv host tools up images validate report teardown purge test lint unit render sanity engine images-test molecule molecule-ports bench clean
+.PHONY: help venv host tools up images validate report backup restore teardown purge test lint unit render sanity engine images-test molecule molecule-ports bench clean
 
 help:
 	@echo "make up        deploy the lab on this machine (virtualenv, Docker host, images, site.yml)"
@@ -20,6 +20,8 @@ help:
 	@echo "make bench     time image builds, converges, health validation and the request path"
 	@echo "make validate  check the running lab (playbooks/validate.yml)"
 	@echo "make report    write the topology report under reports/ (playbooks/report.yml)"
+	@echo "make backup    back up the running lab, verified by a restore (playbooks/backup.yml)"
+	@echo "make restore BACKUP=<dir>  restore a backup into the lab (playbooks/restore.yml)"
 	@echo "make teardown  remove the lab's containers and networks (data volumes stay)"
 	@echo "make purge     remove the lab and its data volumes"
 
@@ -47,6 +49,15 @@ validate: venv
 report: venv
 	$(BIN)/ansible-playbook playbooks/report.yml
 
+backup: venv
+	$(BIN)/ansible-playbook playbooks/backup.yml
+
+# The backup to restore: make restore BACKUP=<directory> (make backup says where it wrote it).
+BACKUP ?=
+restore: venv
+	@if [ -z "$(BACKUP)" ]; then echo "make restore BACKUP=<backup directory>: name the backup to restore" >&2; exit 2; fi
+	$(BIN)/ansible-playbook playbooks/restore.yml -e backup=$(BACKUP)
+
 teardown: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml
 
@@ -58,8 +69,9 @@ purge: venv
 test: tools lint unit render sanity host images engine images-test molecule molecule-ports
 
 # What the tests drive besides Python: Debian's Chromium and ChromeDriver (browser test of
-# the demo page), graphviz (the report's SVG) and shellcheck (an ansible-test sanity test).
-TEST_PACKAGES := chromium chromium-driver graphviz shellcheck
+# the demo page), graphviz (the report's SVG), shellcheck (an ansible-test sanity test) and age
+# (the encrypted backups of the backup test).
+TEST_PACKAGES := chromium chromium-driver graphviz shellcheck age
 tools:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi

@@ -17,9 +17,9 @@ description:
     versions) and C(SHA256SUMS) (C(sha256sum -c) format, over every stored file and the manifest).
   - O(state=sealed) hashes the parts in O(path), encrypts each with age for O(recipient) when given (the plain file
     is removed) and writes the manifest and the checksums.
-  - O(state=checked) reports, changing nothing, every reason the backup in O(path) cannot be restored here: a
+  - O(state=checked) reports, changing nothing, every reason the backup in O(path) cannot be restored here (a
     checksum that does not match, a missing file, another stack, another engine or engine version, a missing or
-    wrong age key. It fails with all of them in one message.
+    wrong age key). It fails with all of them in one message.
   - O(state=unpacked) writes every part's plain file into O(dest) (decrypting with O(identity)) and checks it
     against the manifest.
   - O(state=verified) compares the tables a restore into throwaway containers gave (O(restored_tables)) with the
@@ -191,7 +191,7 @@ def run_module():
             manifest, problems = catalog.check(params['path'], params['stack'], params['engines'], params['identity'], run)
             if problems:
                 module.fail_json(msg=f'The backup {params["path"]} cannot be restored, and nothing was changed: '
-                                     + '; '.join(problems) + '.', problems=problems, manifest=manifest)
+                                     + '; '.join(problems) + '.', problems=problems)
             module.exit_json(changed=False, manifest=manifest, problems=[])
         if module.check_mode:
             module.exit_json(changed=False, skipped=True, msg=f'state={state} does nothing in check mode')
