@@ -53,6 +53,10 @@ echo
 echo "bench: faults under load, the default lab beside a one-replica deploy (the control)"
 python3 bench/faults.py "$inv" | tee -a "$log"
 
+echo
+echo "bench: backup and restore of a lab with ${BENCH_ORDERS:-100000} orders"
+INVENTORY=$inv BENCH_LOG=$log bench/backup.sh | tee -a "$log"
+
 playbook playbooks/teardown.yml -e purge=true >>"$log" 2>&1
 
 ratio() { calc "$1 / $2"; }
