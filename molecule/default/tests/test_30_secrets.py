@@ -6,7 +6,8 @@ import stat
 
 from conftest import ACCOUNTS, REPO, SECRETS_DIR, STACK, recap_changed, run_playbook, secret
 
-SECRET_FILES = ["mysql_root_password", "redis_password", "redis_exporter_password"] + ["mysql_" + u for u in ACCOUNTS]
+SECRET_FILES = (["mysql_root_password", "redis_password", "redis_exporter_password", "redis_backup_password"]
+                + ["mysql_" + u for u in ACCOUNTS])
 
 
 def test_secret_files_are_private_and_outside_the_repository():
