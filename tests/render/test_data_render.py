@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The data tier's rendered Redis configuration: ACL users in the secret users.acl (the
-default user may only PING, the services' and the exporter's users with hashed passwords),
+default user may only PING, the services', the backups' and the exporter's users with hashed passwords),
 redis.conf loading it. The same files in the offline Redis image:
 tests/images/test_offline_data_images.py."""
 
@@ -30,10 +30,11 @@ def test_redis_users_and_their_rules(request, profile):
     rendered = request.getfixturevalue(f"rendered_{profile}")
     secrets = rendered.parent / "secrets"
     users = _acl(rendered)
-    assert list(users) == ["default", "ecommerce", "redis_exporter"]
+    assert list(users) == ["default", "ecommerce", "backup", "redis_exporter"]
     # no login: PING only
     assert users["default"] == ["reset", "on", "nopass", "+ping"]
-    for user, secret in (("ecommerce", "redis_password"), ("redis_exporter", "redis_exporter_password")):
+    for user, secret in (("ecommerce", "redis_password"), ("backup", "redis_backup_password"),
+                         ("redis_exporter", "redis_exporter_password")):
         rules = users[user]
         assert rules[:2] == ["reset", "on"]
         password = (secrets / secret).read_text().strip()
@@ -41,6 +42,8 @@ def test_redis_users_and_their_rules(request, profile):
         assert "-@all" in rules and "nopass" not in rules and "+@all" not in rules and "allkeys" not in rules
         assert not [rule for rule in rules if rule.startswith(">")], "cleartext password rule"
     assert users["ecommerce"][3:] == ["~ecommerce:*", "-@all", "+get", "+set", "+del", "+exists", "+ping", "+select"]
+    # backups: BGSAVE and what shows it finished, no key
+    assert users["backup"][3:] == ["-@all", "+ping", "+bgsave", "+lastsave", "+info"]
     exporter = users["redis_exporter"][3:]
     assert {"+info", "+config|get", "+slowlog|get", "+latency|latest"} <= set(exporter)
     assert not [rule for rule in exporter if rule.startswith(("~", "%"))], "the exporter reads no key"
