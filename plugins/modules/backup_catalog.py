@@ -65,6 +65,11 @@ options:
     description: By part name, C([engine, version]) the running lab has (O(state=checked)).
     type: dict
     default: {}
+  unverified_ok:
+    description: With O(state=checked), accept a backup whose verification failed (C(verified.json) says so); one
+      that was never verified is accepted anyway.
+    type: bool
+    default: false
   dest:
     description: Where to put the plain parts (O(state=unpacked)).
     type: path
@@ -169,6 +174,7 @@ def run_module():
         'identity': {'type': 'path'},
         'engines': {'type': 'dict', 'default': {}},
         'dest': {'type': 'path'},
+        'unverified_ok': {'type': 'bool', 'default': False},
         'tables': {'type': 'str'},
         'restored_tables': {'type': 'str'},
         'checks': {'type': 'dict', 'default': {}},
@@ -188,7 +194,8 @@ def run_module():
         _need(module, 'path')
         if state == 'checked':
             _need(module, 'stack')
-            manifest, problems = catalog.check(params['path'], params['stack'], params['engines'], params['identity'], run)
+            manifest, problems = catalog.check(params['path'], params['stack'], params['engines'], params['identity'], run,
+                                              params['unverified_ok'])
             if problems:
                 module.fail_json(msg=f'The backup {params["path"]} cannot be restored, and nothing was changed: '
                                      + '; '.join(problems) + '.', problems=problems)

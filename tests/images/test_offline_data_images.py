@@ -32,6 +32,7 @@ so a second run reuses the build cache.
 from __future__ import annotations
 
 import gzip
+import re
 import uuid
 from pathlib import Path
 
@@ -306,6 +307,17 @@ def mysql_main(mysql_image, dk, tmp_path_factory):
     assert rc == 0, err
     wait_mysql_ready(container)
     return {"container": container, "observed": observed}
+
+
+def test_mariadb_backup_is_the_servers_own_version(mysql_main):
+    """The backup role's physical copy: mariadb-backup must be built from the server's source (same version)."""
+    c = mysql_main["container"]
+    rc, server, err = _exec(c, ["mysqld", "--version"])
+    assert rc == 0, err
+    rc, tool, err = _exec(c, ["sh", "-c", "mariadb-backup --version 2>&1"])
+    assert rc == 0, err
+    version = re.search(r"Ver\s+(\S+)", server).group(1)
+    assert version.split("-")[0] in tool, (server, tool)
 
 
 def test_mysql_image_interface(mysql_main):

@@ -163,14 +163,31 @@ def recipient_of(identity, run):
     return out.strip()
 
 
-def check(path, stack, engines=None, identity=None, run=None):
+def verification(path):
+    """What verified.json says (``{"ok": bool, "problems": [...]}``), or None for a backup never verified."""
+    try:
+        with open(os.path.join(path, VERIFIED), encoding='utf-8') as handle:
+            result = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {'ok': False, 'problems': [f'{VERIFIED} cannot be read']}
+    return result if isinstance(result, dict) else {'ok': False, 'problems': [f'{VERIFIED} is no mapping']}
+
+
+def check(path, stack, engines=None, identity=None, run=None, unverified_ok=False):
     """Everything that can be known about a backup before restoring it, as ``(manifest, problems)``.
 
     ``engines``: ``{part name: (kind, version)}`` the running lab has; a part whose engine differs is a
-    problem. ``identity``: the age key to decrypt with (checked against the manifest's recipient).
+    problem. ``identity``: the age key to decrypt with (checked against the manifest's recipient). A
+    backup whose verification failed is a problem unless ``unverified_ok``; one never verified is not.
     """
     manifest = read_manifest(path)
     problems = checksum_problems(path)
+    result = verification(path)
+    if result is not None and not result.get('ok') and not unverified_ok:
+        problems.append('it did not verify when it was taken (' + '; '.join(result.get('problems') or ['no reason recorded'])
+                        + '): restore another backup, or this one anyway with -e backup_restore_unverified=true')
     if manifest.get('stack') != stack:
         problems.append(f'it is a backup of the stack {manifest.get("stack")!r}, not of {stack!r} (stack_name): '
                         'restore a backup of this stack')

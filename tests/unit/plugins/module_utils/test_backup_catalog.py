@@ -188,3 +188,15 @@ def test_a_backup_name_carries_its_utc_time():
     assert catalog.backup_name("lab", when) == "lab-20261203T101500Z"
     assert catalog.name_time("lab", "lab-20261203T101500Z") == when
     assert catalog.name_time("lab", "lab-molecule-20261203T101500Z") is None
+
+
+def test_a_backup_that_did_not_verify_is_refused_unless_asked_for(tmp_path):
+    path = sealed(tmp_path)
+    assert catalog.check(str(path), STACK)[1] == []          # never verified: restorable
+    catalog.record_verification(str(path), {"ok": False, "problems": ["orders.orders has 4 rows after the restore"]})
+    problems = catalog.check(str(path), STACK)[1]
+    assert problems == ["it did not verify when it was taken (orders.orders has 4 rows after the restore): restore "
+                        "another backup, or this one anyway with -e backup_restore_unverified=true"]
+    assert catalog.check(str(path), STACK, unverified_ok=True)[1] == []
+    catalog.record_verification(str(path), {"ok": True, "problems": []})
+    assert catalog.check(str(path), STACK)[1] == []
