@@ -41,7 +41,7 @@ echo "  plain mysqldump | gzip         $plain s  $(( $(cat "$root/plain.size") /
 start=$(now)
 ansible-playbook -i "$inv" playbooks/backup.yml -e backup_root="$root" -e backup_verify=false >>"$log" 2>&1
 backup=$(took "$start")
-dir=$(ls -d "$root/$stack"-* | tail -n 1)
+dir=$(find "$root" -mindepth 1 -maxdepth 1 -type d -name "$stack-*" | sort | tail -n 1)
 dump=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(next(p['bytes'] for p in m['parts'] if p['name']=='mysql'), sum(p['bytes'] for p in m['parts']), next(p.get('write_lock_ms') for p in m['parts'] if p['name']=='mysql'))" "$dir/manifest.json")
 read -r dump_bytes total_bytes lock_ms <<<"$dump"
 echo "  backup.yml (no verification)   $backup s  dump $(( dump_bytes / 1024 )) KiB, all parts $(( total_bytes / 1024 )) KiB, writes held ${lock_ms} ms"
@@ -50,7 +50,7 @@ rm -rf "$dir"
 start=$(now)
 ansible-playbook -i "$inv" playbooks/backup.yml -e backup_root="$root" >>"$log" 2>&1
 verified=$(took "$start")
-dir=$(ls -d "$root/$stack"-* | tail -n 1)
+dir=$(find "$root" -mindepth 1 -maxdepth 1 -type d -name "$stack-*" | sort | tail -n 1)
 echo "  backup.yml (verified)          $verified s"
 
 start=$(now)

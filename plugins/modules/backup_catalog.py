@@ -194,8 +194,8 @@ def run_module():
         _need(module, 'path')
         if state == 'checked':
             _need(module, 'stack')
-            manifest, problems = catalog.check(params['path'], params['stack'], params['engines'], params['identity'], run,
-                                              params['unverified_ok'])
+            manifest, problems = catalog.check(params['path'], params['stack'], params['engines'], params['identity'],
+                                               run, params['unverified_ok'])
             if problems:
                 module.fail_json(msg=f'The backup {params["path"]} cannot be restored, and nothing was changed: '
                                      + '; '.join(problems) + '.', problems=problems)
