@@ -401,3 +401,9 @@ def test_mariadb_backup_and_mariadb_dump_use_confirmed_options():
         assert not unconfirmed, f"mariadb-backup options not confirmed: {sorted(unconfirmed)}"
     for values in re.findall(r"--system=([\w,]+)", text):
         assert set(values.split(",")) <= set(MARIADB_DUMP["system_values"]), values
+
+
+def test_the_offline_mysql_recipe_installs_mariadb_backup_as_recorded():
+    dockerfile = (ROOT / "roles" / "data" / "images" / "mysql" / "Dockerfile").read_text()
+    installed = bool(re.search(r"^\s+mariadb-backup \\$", dockerfile, re.M))
+    assert installed == MARIADB_BACKUP["in_offline_recipe"], "docs/backup_sources.yml: in_offline_recipe is stale"
