@@ -304,11 +304,7 @@ def record_verification(path, result):
 
 
 def verified(path):
-    try:
-        with open(os.path.join(path, VERIFIED), encoding='utf-8') as handle:
-            return bool(json.load(handle).get('ok'))
-    except (OSError, ValueError, AttributeError):
-        return False
+    return bool((verification(path) or {}).get('ok'))
 
 
 def backups(root, stack):
